@@ -1,0 +1,233 @@
+package core
+
+import "slices"
+
+// ClientParams configures a client.
+type ClientParams struct {
+	ID             Addr   // the client's endpoint
+	Session        uint64 // unique per client incarnation: the deduplication identity
+	Authority      Addr
+	AttemptTimeout int64 // resend an unanswered request after this long
+	OpTimeout      int64 // give up (outcome unknown) after this long
+	Backoff        int64 // wait after Busy/Unavailable
+	MaxInFlight    int   // bounded: at most dedupPerClient
+}
+
+// DefaultClientParams returns sane timings.
+func DefaultClientParams(id Addr, session uint64, authority Addr) ClientParams {
+	return ClientParams{ID: id, Session: session, Authority: authority,
+		AttemptTimeout: 300 * Millisecond, OpTimeout: 5 * Second, Backoff: 20 * Millisecond, MaxInFlight: 32}
+}
+
+// Completion reports the end of a client operation.
+type Completion struct {
+	Req    uint64
+	Vol    VolumeID
+	Status Status // StatusOK, or the definite error; Unknown set when the outcome is unknown
+	// Unknown: the operation timed out; a write may or may not have taken effect.
+	Unknown bool
+	Data    []byte
+	Epoch   Epoch
+	Primary Addr
+}
+
+type clientOp struct {
+	req       uint64
+	vol       VolumeID
+	write     bool
+	block     uint64
+	count     uint32
+	data      []byte
+	start     int64
+	sentAt    int64 // 0: not sent yet
+	notBefore int64
+	attempts  int
+}
+
+// Client is the deterministic client library: it caches configurations, follows
+// redirects and failovers, and retries a write with the same request id so it takes
+// effect at most once.
+type Client struct {
+	p       ClientParams
+	now     int64
+	nextReq uint64
+	ops     []*clientOp // in submission order
+	configs map[VolumeID]Config
+	asking  map[VolumeID]int64
+	authReq uint64
+	out     []Envelope
+	done    []Completion
+}
+
+// NewClient returns a client.
+func NewClient(p ClientParams) *Client {
+	if p.MaxInFlight <= 0 || p.MaxInFlight > dedupPerClient {
+		p.MaxInFlight = dedupPerClient
+	}
+	return &Client{p: p, configs: map[VolumeID]Config{}, asking: map[VolumeID]int64{}}
+}
+
+// InFlight is the number of unfinished operations.
+func (c *Client) InFlight() int { return len(c.ops) }
+
+// CanSubmit reports whether another operation fits the in-flight bound.
+func (c *Client) CanSubmit() bool { return len(c.ops) < c.p.MaxInFlight }
+
+// Write starts a write of data (whole blocks) at block; it returns the request id.
+func (c *Client) Write(now int64, vol VolumeID, block uint64, data []byte) uint64 {
+	return c.submit(now, &clientOp{vol: vol, write: true, block: block, data: data, count: uint32(len(data) / BlockSize)})
+}
+
+// Read starts a read of count blocks at block.
+func (c *Client) Read(now int64, vol VolumeID, block uint64, count uint32) uint64 {
+	return c.submit(now, &clientOp{vol: vol, block: block, count: count})
+}
+
+func (c *Client) submit(now int64, op *clientOp) uint64 {
+	c.now = max(c.now, now)
+	c.nextReq++
+	op.req, op.start = c.nextReq, c.now
+	c.ops = append(c.ops, op)
+	c.attempt(op)
+	return op.req
+}
+
+// Drain returns and clears outgoing messages and completions.
+func (c *Client) Drain() ([]Envelope, []Completion) {
+	o, d := c.out, c.done
+	c.out, c.done = nil, nil
+	return o, d
+}
+
+// Config returns the cached configuration of vol.
+func (c *Client) Config(vol VolumeID) (Config, bool) {
+	cfg, ok := c.configs[vol]
+	return cfg, ok
+}
+
+func (c *Client) attempt(op *clientOp) {
+	cfg, ok := c.configs[op.vol]
+	if !ok {
+		c.askAuthority(op.vol)
+		op.sentAt = 0
+		return
+	}
+	op.sentAt = c.now
+	op.attempts++
+	if op.write {
+		c.out = append(c.out, Envelope{To: cfg.Primary, Msg: &ClientWrite{Vol: op.vol, Epoch: cfg.Epoch, Client: c.p.Session,
+			Req: op.req, Block: op.block, Data: op.data}})
+	} else {
+		c.out = append(c.out, Envelope{To: cfg.Primary, Msg: &ClientRead{Vol: op.vol, Epoch: cfg.Epoch, Client: c.p.Session,
+			Req: op.req, Block: op.block, Count: op.count}})
+	}
+}
+
+func (c *Client) askAuthority(vol VolumeID) {
+	if t, ok := c.asking[vol]; ok && c.now-t < c.p.AttemptTimeout {
+		return
+	}
+	c.asking[vol] = c.now
+	c.authReq++
+	c.out = append(c.out, Envelope{To: c.p.Authority, Msg: &AuthRequest{Op: OpGetConfig, ReqID: c.authReq, Vol: vol}})
+}
+
+func (c *Client) learn(cfg Config) bool {
+	old, ok := c.configs[cfg.Volume]
+	if ok && old.Epoch >= cfg.Epoch {
+		return false
+	}
+	c.configs[cfg.Volume] = cfg.Clone()
+	delete(c.asking, cfg.Volume)
+	return true
+}
+
+func (c *Client) find(req uint64) (int, *clientOp) {
+	for i, op := range c.ops {
+		if op.req == req {
+			return i, op
+		}
+	}
+	return -1, nil
+}
+
+func (c *Client) finish(i int, comp Completion) {
+	c.ops = slices.Delete(c.ops, i, i+1)
+	c.done = append(c.done, comp)
+}
+
+// Step handles a reply.
+func (c *Client) Step(now int64, from Addr, m Message) {
+	c.now = max(c.now, now)
+	switch m := m.(type) {
+	case *AuthReply:
+		if m.Status == StatusOK && m.Config.Volume != 0 {
+			c.learn(m.Config)
+			c.resendWaiting(m.Config.Volume)
+		}
+		if m.Status == StatusNotFound {
+			for i := 0; i < len(c.ops); {
+				if op := c.ops[i]; op.vol == m.Config.Volume {
+					c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: StatusNotFound})
+					continue
+				}
+				i++
+			}
+		}
+	case *ClientReply:
+		i, op := c.find(m.Req)
+		if op == nil || m.Client != c.p.Session {
+			return // a late duplicate
+		}
+		switch m.Status {
+		case StatusOK:
+			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: StatusOK, Data: m.Data, Epoch: m.Epoch, Primary: from})
+		case StatusInvalid, StatusNotFound, StatusIOError:
+			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: m.Status})
+		case StatusNotPrimary, StatusStaleEpoch:
+			if m.HasConfig && c.learn(m.Config) {
+				c.attempt(op)
+				return
+			}
+			// Whoever answered knows no better than we do: ask the authority.
+			if cur, ok := c.configs[op.vol]; ok && m.HasConfig && m.Config.Epoch <= cur.Epoch {
+				delete(c.configs, op.vol)
+			}
+			c.askAuthority(op.vol)
+			op.sentAt, op.notBefore = 0, c.now+c.p.Backoff
+		default: // Busy, Unavailable
+			op.sentAt, op.notBefore = 0, c.now+c.p.Backoff
+		}
+	}
+}
+
+func (c *Client) resendWaiting(vol VolumeID) {
+	for _, op := range c.ops {
+		if op.vol == vol && op.sentAt == 0 && c.now >= op.notBefore {
+			c.attempt(op)
+		}
+	}
+}
+
+// Tick retries and times out operations.
+func (c *Client) Tick(now int64) {
+	c.now = max(c.now, now)
+	for i := 0; i < len(c.ops); {
+		op := c.ops[i]
+		if c.now-op.start >= c.p.OpTimeout {
+			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: StatusUnavailable, Unknown: true})
+			continue
+		}
+		i++
+		switch {
+		case op.sentAt == 0 && c.now >= op.notBefore:
+			c.attempt(op)
+		case op.sentAt != 0 && c.now-op.sentAt >= c.p.AttemptTimeout:
+			// No answer: the primary may be gone. Refresh the configuration every other try.
+			if op.attempts%2 == 0 {
+				delete(c.configs, op.vol)
+			}
+			c.attempt(op)
+		}
+	}
+}

@@ -1,0 +1,371 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Envelope is an outgoing message.
+type Envelope struct {
+	To  Addr
+	Msg Message
+}
+
+// Output is everything a node asks its driver to do after a call.
+type Output struct {
+	Msgs []Envelope
+	Ops  []StorageOp
+	// Issued lists configurations the authority made durable and announced (for the simulator's checks).
+	Issued []Config
+	// Fatal is set when the node cannot go on (a storage error): the driver must stop it
+	// and may restart it from its storage.
+	Fatal error
+}
+
+// Node is one storage node's state machine. It is not safe for concurrent use: one
+// driver goroutine calls it.
+type Node struct {
+	p   Params
+	st  Storage
+	rng *Rand
+	now int64
+
+	vols   map[VolumeID]*volume
+	volIDs []VolumeID // sorted, for deterministic iteration
+
+	auth *authority
+
+	out      Output
+	opSeq    uint64
+	inflight []opWait // issued storage ops, FIFO
+
+	sinceCheckpoint int
+	checkpointing   bool
+	restartHold     int64 // no promotion before this local time (promises made before a crash)
+	authReqID       uint64
+	started         bool
+}
+
+type opWait struct {
+	seq  uint64
+	kind OpKind
+	done func()
+}
+
+// ErrStopped is returned when a stopped node is used.
+var ErrStopped = errors.New("core: node stopped")
+
+// NewNode builds a node; call Start before anything else.
+func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}}
+	if p.Authority == p.Self {
+		n.auth = newAuthority(n)
+	}
+	return n, nil
+}
+
+// Start recovers the node's durable state (replaying the journal onto the block store).
+func (n *Node) Start(now int64) error {
+	n.now = now
+	snap, recs, err := n.st.Load()
+	if err != nil {
+		return fmt.Errorf("core: load storage: %w", err)
+	}
+	if snap != nil {
+		r, err := decodeRecord(snap)
+		if err != nil || r.kind != recSnapshot {
+			return fmt.Errorf("core: bad snapshot: %w", errors.Join(err, ErrDecode))
+		}
+		if err := n.restoreSnapshot(r.snap); err != nil {
+			return err
+		}
+	}
+	for i, b := range recs {
+		r, err := decodeRecord(b)
+		if err != nil {
+			return fmt.Errorf("core: journal record %d: %w", i, err)
+		}
+		if err := n.replay(r); err != nil {
+			return fmt.Errorf("core: replay record %d: %w", i, err)
+		}
+	}
+	n.sinceCheckpoint = len(recs)
+	// Any promise made before the crash expired at most one lease after it was made.
+	n.restartHold = now + n.p.Lease
+	for _, id := range n.volIDs {
+		v := n.vols[id]
+		v.lastHeard = now
+		if v.cfg.Primary == n.p.Self {
+			n.startPrimary(v)
+		}
+	}
+	if n.auth != nil {
+		n.auth.recovered()
+	}
+	n.started = true
+	return nil
+}
+
+func (n *Node) restoreSnapshot(s *snapshot) error {
+	for i := range s.vols {
+		vs := &s.vols[i]
+		v := n.addVolume(vs.cfg)
+		v.last, v.lastEpoch, v.commit = vs.last, vs.lastEpoch, vs.commit
+		v.durable, v.durableEpoch = vs.last, vs.lastEpoch
+		for _, b := range vs.index {
+			v.index.set(b.Block, b.LSN)
+		}
+		v.dedup.replace(vs.dedup)
+		for _, e := range vs.epochs {
+			v.epochs.set(e.LSN, Epoch(e.Req))
+		}
+		// The block store holds the state at the checkpoint; the snapshot's unapplied
+		// mutations come after it.
+		v.applied, v.appliedEpoch = vs.last, vs.lastEpoch
+		for j := range vs.unapplied {
+			if err := n.writeMutation(v, &vs.unapplied[j]); err != nil {
+				return err
+			}
+		}
+		v.applied, v.appliedEpoch = vs.last, vs.lastEpoch
+	}
+	if n.auth != nil {
+		n.auth.restore(s.auth)
+	}
+	return nil
+}
+
+func (n *Node) replay(r *record) error {
+	switch r.kind {
+	case recConfig:
+		if v := n.vols[r.vol]; v != nil {
+			if r.cfg.Epoch > v.cfg.Epoch {
+				v.cfg = r.cfg
+			}
+		} else {
+			n.addVolume(r.cfg)
+		}
+	case recEntry, recSync:
+		v := n.vols[r.vol]
+		if v == nil {
+			return fmt.Errorf("record for unknown volume %d", r.vol)
+		}
+		m := &mutation{entry: r.entry, sync: r.sync, durable: true}
+		v.logMutation(m)
+		if r.entry != nil {
+			v.commit = max(v.commit, min(r.commit, r.entry.LSN))
+		}
+		v.durable, v.durableEpoch = v.last, v.lastEpoch
+		if err := n.writeMutation(v, m); err != nil {
+			return err
+		}
+	case recAuth:
+		if n.auth == nil {
+			return fmt.Errorf("authority record on a node that is not the authority")
+		}
+		n.auth.replay(r.cfg, r.deleted)
+	case recSnapshot:
+		return fmt.Errorf("snapshot record inside the journal")
+	}
+	return nil
+}
+
+// Drain returns and clears the accumulated output.
+func (n *Node) Drain() Output {
+	o := n.out
+	n.out = Output{}
+	return o
+}
+
+func (n *Node) send(to Addr, m Message) {
+	n.out.Msgs = append(n.out.Msgs, Envelope{To: to, Msg: m})
+}
+
+// append issues a journal append; done runs when it is durable.
+func (n *Node) append(rec []byte, done func()) {
+	n.opSeq++
+	n.out.Ops = append(n.out.Ops, StorageOp{Seq: n.opSeq, Kind: OpAppend, Data: rec})
+	n.inflight = append(n.inflight, opWait{seq: n.opSeq, kind: OpAppend, done: done})
+	n.sinceCheckpoint++
+}
+
+func (n *Node) fatal(err error) {
+	if n.out.Fatal == nil {
+		n.out.Fatal = err
+	}
+}
+
+// StorageDone reports the completion of storage op seq.
+func (n *Node) StorageDone(now int64, seq uint64, err error) {
+	n.now = max(n.now, now)
+	if len(n.inflight) == 0 || n.inflight[0].seq != seq {
+		n.fatal(fmt.Errorf("core: storage completion %d out of order", seq))
+		return
+	}
+	w := n.inflight[0]
+	n.inflight = slices.Delete(n.inflight, 0, 1)
+	if err != nil {
+		n.fatal(fmt.Errorf("core: storage op %d: %w", seq, err))
+		return
+	}
+	if w.kind == OpCheckpoint {
+		n.checkpointing = false
+	}
+	if w.done != nil {
+		w.done()
+	}
+}
+
+// Step handles one message from another endpoint.
+func (n *Node) Step(now int64, from Addr, m Message) {
+	n.now = max(n.now, now)
+	switch m := m.(type) {
+	case *ClientWrite:
+		n.clientWrite(from, m)
+	case *ClientRead:
+		n.clientRead(from, m)
+	case *Replicate:
+		n.onReplicate(from, m)
+	case *Heartbeat:
+		n.onHeartbeat(from, m)
+	case *ReplicaAck:
+		n.onReplicaAck(from, m)
+	case *Sync:
+		n.onSync(from, m)
+	case *Probe:
+		n.send(from, &ProbeAck{Vol: m.Vol, Nonce: m.Nonce})
+	case *HealthResult:
+		n.onHealthResult(m)
+	case *ConfigPush:
+		n.learnConfig(m.Config)
+		n.send(from, &ConfigPushAck{Vol: m.Config.Volume, Epoch: m.Config.Epoch})
+	case *AuthReply:
+		n.onAuthReply(m)
+	case *AuthRequest, *HealthCheck, *ProbeAck, *ConfigPushAck:
+		if n.auth != nil {
+			n.auth.step(from, m)
+		}
+	}
+}
+
+// Tick advances time: heartbeats, timeouts, retransmissions, checkpoints.
+func (n *Node) Tick(now int64) {
+	n.now = max(n.now, now)
+	for _, id := range n.volIDs {
+		v := n.vols[id]
+		if v.prim != nil {
+			n.primaryTick(v)
+		} else {
+			n.secondaryTick(v)
+		}
+	}
+	if n.auth != nil {
+		n.auth.tick()
+	}
+	n.maybeCheckpoint()
+}
+
+func (n *Node) maybeCheckpoint() {
+	if n.checkpointing || n.sinceCheckpoint < n.p.CheckpointEvery {
+		return
+	}
+	s := &snapshot{}
+	for _, id := range n.volIDs {
+		v := n.vols[id]
+		vs := volSnap{cfg: v.cfg.Clone(), last: v.last, lastEpoch: v.lastEpoch, commit: v.commit,
+			index: v.index.all(), dedup: v.dedup.upTo(^LSN(0)), epochs: v.epochs.list()}
+		for _, m := range v.unapplied {
+			vs.unapplied = append(vs.unapplied, *m)
+		}
+		s.vols = append(s.vols, vs)
+	}
+	if n.auth != nil {
+		s.auth = n.auth.snapshot()
+	}
+	n.opSeq++
+	n.out.Ops = append(n.out.Ops, StorageOp{Seq: n.opSeq, Kind: OpCheckpoint, Data: encodeSnapshot(s)})
+	n.inflight = append(n.inflight, opWait{seq: n.opSeq, kind: OpCheckpoint})
+	n.checkpointing = true
+	n.sinceCheckpoint = 0
+}
+
+func (n *Node) addVolume(cfg Config) *volume {
+	v := newVolume(cfg)
+	n.vols[cfg.Volume] = v
+	i, _ := slices.BinarySearch(n.volIDs, cfg.Volume)
+	n.volIDs = slices.Insert(n.volIDs, i, cfg.Volume)
+	return v
+}
+
+// writeMutation puts a durable mutation's blocks into the block store.
+func (n *Node) writeMutation(v *volume, m *mutation) error {
+	if m.entry != nil {
+		e := m.entry
+		if err := n.st.WriteBlocks(v.cfg.Volume, e.Block, e.Data); err != nil {
+			return fmt.Errorf("core: write blocks: %w", err)
+		}
+		for i := uint64(0); i < e.Count(); i++ {
+			v.index.set(e.Block+i, e.LSN)
+		}
+		v.applied, v.appliedEpoch = e.LSN, e.Epoch
+		return nil
+	}
+	s := m.sync
+	for _, b := range s.Blocks {
+		if err := n.st.WriteBlocks(v.cfg.Volume, b.Block, b.Data); err != nil {
+			return fmt.Errorf("core: write blocks: %w", err)
+		}
+		v.index.set(b.Block, b.LSN)
+	}
+	v.applied, v.appliedEpoch = s.Upto, s.UptoEpoch
+	return nil
+}
+
+// learnConfig adopts cfg if it is newer than what this node knows, creating the replica
+// if this node hosts it. It returns the volume (nil if not hosted here).
+func (n *Node) learnConfig(cfg Config) *volume {
+	if cfg.check() != nil {
+		return n.vols[cfg.Volume]
+	}
+	v := n.vols[cfg.Volume]
+	if v == nil {
+		if !cfg.IsReplica(n.p.Self) {
+			return nil
+		}
+		v = n.addVolume(cfg.Clone())
+		v.lastHeard = n.now
+		n.append(encodeRecConfig(&v.cfg), nil)
+		if cfg.Primary == n.p.Self {
+			n.startPrimary(v)
+		}
+		return v
+	}
+	if cfg.Epoch <= v.cfg.Epoch {
+		return v
+	}
+	old := v.cfg
+	v.cfg = cfg.Clone()
+	n.append(encodeRecConfig(&v.cfg), nil)
+	wasPrimary := v.prim != nil
+	switch {
+	case wasPrimary && cfg.Primary == n.p.Self:
+		n.primaryReconfigured(v, old)
+	case wasPrimary:
+		n.stepDown(v)
+	case cfg.Primary == n.p.Self:
+		n.startPrimary(v)
+	default:
+		if old.Primary != cfg.Primary {
+			// A new primary: our log matches it up to what we know was committed.
+			v.matched = v.commit
+			v.lastHeard = n.now
+			v.wantPromote = false
+			v.healthPending = false
+		}
+	}
+	return v
+}

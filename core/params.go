@@ -1,0 +1,77 @@
+package core
+
+import "fmt"
+
+// Times are nanoseconds on the node's own clock.
+const (
+	Millisecond int64 = 1_000_000
+	Second      int64 = 1_000 * Millisecond
+)
+
+// NodeInfo names a storage node and its zone (for the authority's placement).
+type NodeInfo struct {
+	Addr Addr
+	Zone uint32
+}
+
+// Params configures a node.
+type Params struct {
+	Self      Addr
+	Zone      uint32
+	Authority Addr       // the authority member every node talks to
+	Nodes     []NodeInfo // all storage nodes (used by the authority to place replicas)
+
+	HeartbeatInterval int64 // primary -> members
+	Lease             int64 // L: a member promises not to seek promotion for L after each heartbeat
+	DriftPPM          int64 // ρ in parts per million: bound on clock rate error
+	LeaseMargin       int64 // subtracted from every lease
+	FailTimeout       int64 // a member that hears nothing from its primary for this long runs a health check
+	ShrinkTimeout     int64 // a primary shrinks out a member that has not acked for this long
+	ProbeTimeout      int64 // the authority's health probe
+	RetransmitTimeout int64 // resend replicates / syncs / authority requests
+	MaxPending        int   // uncommitted writes per volume before Busy
+	CheckpointEvery   int   // journal records between checkpoints
+}
+
+// DefaultParams returns production-sane timings.
+func DefaultParams(self Addr, zone uint32, authority Addr, nodes []NodeInfo) Params {
+	return Params{
+		Self: self, Zone: zone, Authority: authority, Nodes: nodes,
+		HeartbeatInterval: 50 * Millisecond,
+		Lease:             800 * Millisecond,
+		DriftPPM:          1000,
+		LeaseMargin:       10 * Millisecond,
+		FailTimeout:       1000 * Millisecond,
+		ShrinkTimeout:     500 * Millisecond,
+		ProbeTimeout:      300 * Millisecond,
+		RetransmitTimeout: 100 * Millisecond,
+		MaxPending:        256,
+		CheckpointEvery:   512,
+	}
+}
+
+// Validate checks the timing relations the safety argument needs.
+func (p *Params) Validate() error {
+	switch {
+	case p.Self == 0:
+		return fmt.Errorf("params: Self must be nonzero")
+	case p.Authority == 0:
+		return fmt.Errorf("params: Authority must be nonzero")
+	case p.HeartbeatInterval <= 0 || p.Lease <= 0 || p.FailTimeout <= 0 || p.ShrinkTimeout <= 0 || p.ProbeTimeout <= 0 || p.RetransmitTimeout <= 0:
+		return fmt.Errorf("params: every timeout must be positive")
+	case p.DriftPPM < 0 || p.DriftPPM >= 100_000:
+		return fmt.Errorf("params: DriftPPM %d out of range [0, 100000)", p.DriftPPM)
+	case p.HeartbeatInterval*2 >= p.Lease:
+		return fmt.Errorf("params: Lease %d must exceed two heartbeat intervals (%d)", p.Lease, p.HeartbeatInterval)
+	case p.MaxPending <= 0 || p.CheckpointEvery <= 0:
+		return fmt.Errorf("params: MaxPending and CheckpointEvery must be positive")
+	}
+	return nil
+}
+
+// leaseFrom is how long a primary may rely on a promise made in answer to a heartbeat
+// it sent at sentAt: L·(1-2ρ) − margin on its own clock, which is never longer in real
+// time than L on the member's clock when both clocks drift by at most ρ.
+func (p *Params) leaseFrom(sentAt int64) int64 {
+	return sentAt + p.Lease - ((p.Lease+999_999)/1_000_000)*2*p.DriftPPM - p.LeaseMargin
+}

@@ -1,0 +1,458 @@
+package core
+
+import "slices"
+
+// primaryState is what a node keeps while it is a volume's primary.
+type primaryState struct {
+	members       map[Addr]*member // every other replica host
+	reconcileUpto LSN              // reads and acks wait until this is committed
+	waiters       map[LSN][]waiter // clients waiting for an entry to commit
+	acks          []waiter         // committed, waiting for a valid lease to be answered
+	lastHB        int64
+	growing       Addr // member whose Grow is in flight: counted in every commit
+	authOp        AuthOp
+	authTarget    Addr
+	authReq       uint64
+	authSent      int64
+	lastConfigAsk int64
+}
+
+type member struct {
+	match      LSN   // its log matches ours up to here
+	lastAck    int64 // last ack at our epoch
+	healthyAt  int64 // last time it was caught up or advancing
+	leaseUntil int64 // its promise, on our clock
+	wantState  bool  // its log diverges: ask for its state
+	lastSync   int64
+	lastResend int64
+}
+
+type waiter struct {
+	to     Addr
+	client uint64
+	req    uint64
+}
+
+func (n *Node) startPrimary(v *volume) {
+	p := &primaryState{members: map[Addr]*member{}, reconcileUpto: v.last, waiters: map[LSN][]waiter{}}
+	for _, r := range v.cfg.Replicas {
+		if r != n.p.Self {
+			p.members[r] = &member{lastAck: n.now, healthyAt: n.now}
+		}
+	}
+	v.prim = p
+	v.wantPromote, v.healthPending = false, false
+	n.sendHeartbeats(v)
+}
+
+func (n *Node) stepDown(v *volume) {
+	v.prim = nil
+	// As a secondary, every durable mutation belongs in the block store.
+	n.writeDurablePrefix(v)
+	v.matched = v.commit
+	v.lastHeard = n.now
+}
+
+func (n *Node) primaryReconfigured(v *volume, old Config) {
+	p := v.prim
+	if p.growing != 0 && v.cfg.IsInSync(p.growing) {
+		p.growing = 0
+	}
+	n.advanceCommit(v)
+}
+
+// leaseValid: every other in-sync member has promised not to seek promotion until after now.
+func (n *Node) leaseValid(v *volume) bool {
+	for _, r := range v.cfg.InSync {
+		if r == n.p.Self {
+			continue
+		}
+		if m := v.prim.members[r]; m == nil || n.now >= m.leaseUntil {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *Node) serving(v *volume) bool {
+	return v.commit >= v.prim.reconcileUpto && n.leaseValid(v)
+}
+
+// checkClientTarget answers requests that reached the wrong node or carry a stale epoch.
+func (n *Node) checkClientTarget(from Addr, vol VolumeID, epoch Epoch, client, req uint64) *volume {
+	v := n.vols[vol]
+	reply := &ClientReply{Vol: vol, Client: client, Req: req}
+	switch {
+	case v == nil:
+		reply.Status = StatusNotPrimary
+	case v.prim == nil:
+		reply.Status, reply.HasConfig, reply.Config = StatusNotPrimary, true, v.cfg.Clone()
+	case epoch < v.cfg.Epoch:
+		reply.Status, reply.HasConfig, reply.Config = StatusStaleEpoch, true, v.cfg.Clone()
+	case epoch > v.cfg.Epoch:
+		// The client knows a newer configuration than we do: we may have been deposed.
+		reply.Status = StatusUnavailable
+		n.askConfig(v)
+	default:
+		return v
+	}
+	n.send(from, reply)
+	return nil
+}
+
+func (n *Node) clientWrite(from Addr, m *ClientWrite) {
+	v := n.checkClientTarget(from, m.Vol, m.Epoch, m.Client, m.Req)
+	if v == nil {
+		return
+	}
+	p := v.prim
+	w := waiter{to: from, client: m.Client, req: m.Req}
+	if len(m.Data) == 0 || len(m.Data)%BlockSize != 0 || !v.inRange(m.Block, uint64(len(m.Data)/BlockSize)) {
+		n.send(from, &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req, Status: StatusInvalid})
+		return
+	}
+	if lsn, ok := v.dedup.lookup(m.Client, m.Req); ok && m.Client != 0 {
+		if lsn <= v.commit {
+			p.acks = append(p.acks, w)
+			n.flushAcks(v)
+		} else {
+			p.waiters[lsn] = append(p.waiters[lsn], w)
+		}
+		return
+	}
+	if len(v.unapplied) >= n.p.MaxPending {
+		n.send(from, &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req, Status: StatusBusy})
+		return
+	}
+	e := &Entry{LSN: v.last + 1, Epoch: v.cfg.Epoch, Client: m.Client, Req: m.Req, Block: m.Block, Data: m.Data}
+	prevEpoch := v.lastEpoch
+	mu := &mutation{entry: e}
+	v.logMutation(mu)
+	v.unapplied = append(v.unapplied, mu)
+	p.waiters[e.LSN] = append(p.waiters[e.LSN], w)
+	n.append(encodeRecEntry(v.cfg.Volume, v.commit, e), func() { n.mutationDurable(v, mu) })
+	for _, r := range v.cfg.Replicas {
+		if mem := p.members[r]; mem != nil && mem.match+1 == e.LSN && !mem.wantState {
+			n.send(r, &Replicate{Vol: v.cfg.Volume, Config: v.cfg.Clone(), Commit: v.commit, PrevEpoch: prevEpoch, Entry: *e})
+		}
+	}
+}
+
+// mutation durable on the primary (or on a node that has since stepped down).
+func (n *Node) mutationDurable(v *volume, mu *mutation) {
+	mu.durable = true
+	v.durable, v.durableEpoch = mu.lsn(), mutEpoch(mu)
+	if v.prim == nil {
+		n.writeDurablePrefix(v)
+		n.sendAckToPrimary(v, 0)
+		return
+	}
+	n.advanceCommit(v)
+}
+
+func mutEpoch(m *mutation) Epoch {
+	if m.entry != nil {
+		return m.entry.Epoch
+	}
+	return m.sync.UptoEpoch
+}
+
+// advanceCommit commits what every in-sync member (and a member being grown) holds.
+func (n *Node) advanceCommit(v *volume) {
+	p := v.prim
+	c := v.durable
+	if v.durable > v.last {
+		c = v.last
+	}
+	for _, r := range v.cfg.InSync {
+		if r != n.p.Self {
+			c = min(c, p.members[r].match)
+		}
+	}
+	if p.growing != 0 {
+		c = min(c, p.members[p.growing].match)
+	}
+	if c > v.commit {
+		v.commit = c
+	}
+	for len(v.unapplied) > 0 && v.unapplied[0].durable && v.unapplied[0].lsn() <= v.commit {
+		mu := v.unapplied[0]
+		v.unapplied = slices.Delete(v.unapplied, 0, 1)
+		if err := n.writeMutation(v, mu); err != nil {
+			n.fatal(err)
+			return
+		}
+		if mu.entry != nil {
+			if ws := p.waiters[mu.entry.LSN]; len(ws) > 0 {
+				p.acks = append(p.acks, ws...)
+				delete(p.waiters, mu.entry.LSN)
+			}
+		}
+	}
+	n.flushAcks(v)
+}
+
+// flushAcks answers committed writes, but only under a valid lease: then no other node can
+// have been promoted, so the write is acknowledged under the current epoch.
+func (n *Node) flushAcks(v *volume) {
+	p := v.prim
+	if len(p.acks) == 0 || !n.serving(v) {
+		return
+	}
+	for _, w := range p.acks {
+		n.send(w.to, &ClientReply{Vol: v.cfg.Volume, Client: w.client, Req: w.req, Status: StatusOK, Epoch: v.cfg.Epoch})
+	}
+	p.acks = p.acks[:0]
+}
+
+func (n *Node) clientRead(from Addr, m *ClientRead) {
+	v := n.checkClientTarget(from, m.Vol, m.Epoch, m.Client, m.Req)
+	if v == nil {
+		return
+	}
+	reply := &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req}
+	switch {
+	case !v.inRange(m.Block, uint64(m.Count)) || uint64(m.Count)*BlockSize > MaxDataBytes:
+		reply.Status = StatusInvalid
+	case !n.serving(v):
+		reply.Status = StatusUnavailable
+	default:
+		buf := make([]byte, int(m.Count)*BlockSize)
+		if err := n.st.ReadBlocks(v.cfg.Volume, m.Block, buf); err != nil {
+			reply.Status = StatusIOError
+		} else {
+			reply.Status, reply.Data, reply.Epoch = StatusOK, buf, v.cfg.Epoch
+		}
+	}
+	n.send(from, reply)
+}
+
+func (n *Node) sendHeartbeats(v *volume) {
+	p := v.prim
+	p.lastHB = n.now
+	for _, r := range v.cfg.Replicas {
+		m := p.members[r]
+		if m == nil {
+			continue
+		}
+		n.send(r, &Heartbeat{Vol: v.cfg.Volume, Config: v.cfg.Clone(), SentAt: n.now, Commit: v.commit, WantState: m.wantState})
+	}
+}
+
+func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
+	v := n.vols[a.Vol]
+	if v == nil {
+		return
+	}
+	if a.Epoch > v.cfg.Epoch {
+		n.askConfig(v)
+		return
+	}
+	if v.prim == nil || a.Epoch < v.cfg.Epoch {
+		return
+	}
+	p := v.prim
+	m := p.members[from]
+	if m == nil {
+		return
+	}
+	m.lastAck = n.now
+	if a.EchoSentAt != 0 {
+		m.leaseUntil = max(m.leaseUntil, n.p.leaseFrom(a.EchoSentAt))
+	}
+	if a.NeedSync {
+		n.sendSync(v, from, m, a)
+		return
+	}
+	e, ok := v.epochAt(a.Last)
+	if a.Last > v.last || !ok || e != a.LastEpoch {
+		m.wantState = true
+		if n.now-m.lastResend >= n.p.RetransmitTimeout {
+			m.lastResend = n.now
+			n.send(from, &Heartbeat{Vol: v.cfg.Volume, Config: v.cfg.Clone(), SentAt: n.now, Commit: v.commit, WantState: true})
+		}
+		return
+	}
+	m.wantState = false
+	if a.Last > m.match || a.Last == v.last {
+		m.healthyAt = n.now
+	}
+	m.match = max(m.match, a.Last)
+	if m.match < v.last {
+		n.resend(v, from, m, false)
+	}
+	n.advanceCommit(v)
+}
+
+// resend retransmits the entries a member lacks, or a delta when they are no longer in memory.
+func (n *Node) resend(v *volume, to Addr, m *member, force bool) {
+	if !force && n.now-m.lastResend < n.p.RetransmitTimeout {
+		return
+	}
+	m.lastResend = n.now
+	if m.match < v.applied {
+		m.wantState = true
+		n.send(to, &Heartbeat{Vol: v.cfg.Volume, Config: v.cfg.Clone(), SentAt: n.now, Commit: v.commit, WantState: true})
+		return
+	}
+	const window = 32
+	sent := 0
+	for _, mu := range v.unapplied {
+		if mu.entry == nil || mu.entry.LSN <= m.match {
+			continue
+		}
+		if sent == window {
+			break
+		}
+		prev, ok := v.epochAt(mu.entry.LSN - 1)
+		if !ok {
+			m.wantState = true
+			return
+		}
+		n.send(to, &Replicate{Vol: v.cfg.Volume, Config: v.cfg.Clone(), Commit: v.commit, PrevEpoch: prev, Entry: *mu.entry})
+		sent++
+	}
+}
+
+// sendSync sends a member our block-store state (LSN applied) for every block that changed
+// after its known-committed point, plus the blocks it wrote since.
+func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
+	if n.now-m.lastSync < n.p.RetransmitTimeout {
+		return
+	}
+	m.lastSync = n.now
+	from := a.CommitKnown
+	if from > v.applied {
+		from = 0 // cannot happen when the protocol holds; a full delta is always safe
+	}
+	var blocks []uint64
+	v.index.after(from, func(b uint64, _ LSN) { blocks = append(blocks, b) })
+	for _, b := range a.Dirty {
+		if b < v.cfg.Blocks {
+			blocks = append(blocks, b)
+		}
+	}
+	slices.Sort(blocks)
+	blocks = slices.Compact(blocks)
+	s := &Sync{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, From: from, Upto: v.applied, UptoEpoch: v.appliedEpoch,
+		Commit: min(v.commit, v.applied), Dedup: v.dedup.upTo(v.applied)}
+	for _, b := range blocks {
+		data := make([]byte, BlockSize)
+		if err := n.st.ReadBlocks(v.cfg.Volume, b, data); err != nil {
+			n.fatal(err)
+			return
+		}
+		s.Blocks = append(s.Blocks, BlockImage{Block: b, LSN: v.index.get(b), Data: data})
+	}
+	m.wantState = false
+	n.send(to, s)
+}
+
+func (n *Node) askConfig(v *volume) {
+	if v.prim != nil {
+		if n.now-v.prim.lastConfigAsk < n.p.RetransmitTimeout {
+			return
+		}
+		v.prim.lastConfigAsk = n.now
+	}
+	n.authReqID++
+	n.send(n.p.Authority, &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
+}
+
+func (n *Node) primaryTick(v *volume) {
+	p := v.prim
+	if n.now-p.lastHB >= n.p.HeartbeatInterval {
+		n.sendHeartbeats(v)
+	}
+	for _, r := range v.cfg.Replicas {
+		m := p.members[r]
+		if m == nil {
+			continue
+		}
+		if m.match < v.last && !m.wantState {
+			n.resend(v, r, m, false)
+		}
+		if m.match == v.last {
+			m.healthyAt = max(m.healthyAt, m.lastAck)
+		}
+	}
+	if p.authOp != 0 {
+		if n.now-p.authSent >= 3*n.p.RetransmitTimeout {
+			n.sendAuth(v, p.authOp, p.authTarget)
+		}
+	} else {
+		n.reconfigure(v)
+	}
+	n.advanceCommit(v)
+}
+
+// reconfigure shrinks out an unresponsive in-sync member, or grows in a caught-up one.
+func (n *Node) reconfigure(v *volume) {
+	p := v.prim
+	for _, r := range v.cfg.InSync {
+		if r == n.p.Self {
+			continue
+		}
+		m := p.members[r]
+		if n.now-m.lastAck > n.p.ShrinkTimeout || n.now-m.healthyAt > n.p.ShrinkTimeout {
+			n.sendAuth(v, OpShrink, r)
+			return
+		}
+	}
+	if v.commit < p.reconcileUpto {
+		return
+	}
+	for _, r := range v.cfg.Replicas {
+		m := p.members[r]
+		if m == nil || v.cfg.IsInSync(r) {
+			continue
+		}
+		if m.match >= v.commit && !m.wantState && n.now-m.lastAck < n.p.HeartbeatInterval*2 {
+			p.growing = r
+			n.sendAuth(v, OpGrow, r)
+			return
+		}
+	}
+}
+
+func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
+	p := v.prim
+	if p.authOp == 0 || p.authOp != op || p.authTarget != target {
+		n.authReqID++
+		p.authReq = n.authReqID
+	}
+	p.authOp, p.authTarget, p.authSent = op, target, n.now
+	n.send(n.p.Authority, &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
+}
+
+func (n *Node) onAuthReply(r *AuthReply) {
+	v := n.vols[r.Config.Volume]
+	if r.Status == StatusOK || r.Status == StatusConflict {
+		v = n.learnConfig(r.Config)
+	}
+	if v == nil {
+		return
+	}
+	if p := v.prim; p != nil && p.authOp != 0 && r.ReqID == p.authReq {
+		if p.authOp == OpGrow && p.growing != 0 && !v.cfg.IsInSync(p.growing) {
+			p.growing = 0
+		}
+		p.authOp = 0
+		n.advanceCommit(v)
+	}
+	if r.Op == OpPromote && v.prim == nil {
+		v.wantPromote = false
+	}
+}
+
+// writeDurablePrefix writes every durable mutation at the head of the unapplied queue.
+func (n *Node) writeDurablePrefix(v *volume) {
+	for len(v.unapplied) > 0 && v.unapplied[0].durable {
+		mu := v.unapplied[0]
+		v.unapplied = slices.Delete(v.unapplied, 0, 1)
+		if err := n.writeMutation(v, mu); err != nil {
+			n.fatal(err)
+			return
+		}
+	}
+}

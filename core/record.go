@@ -1,0 +1,196 @@
+package core
+
+import "fmt"
+
+// Journal records. Each is encoded with the wire encoder: one kind byte then fields.
+// The storage layer frames and checksums records; here they are opaque payloads.
+type recKind uint8
+
+const (
+	recConfig   recKind = iota + 1 // a replica adopted a configuration
+	recEntry                       // a write joined a replica's log
+	recSync                        // a replica was brought to its primary's state
+	recAuth                        // the authority changed a volume's configuration
+	recSnapshot                    // checkpoint: the node's whole durable state
+)
+
+// mutation is a log change whose blocks may not be in the block store yet.
+type mutation struct {
+	entry *Entry // a write, or
+	sync  *Sync  // a delta
+	// durable: the journal append completed (runtime only; every replayed mutation is durable).
+	durable bool
+}
+
+func (m *mutation) lsn() LSN {
+	if m.entry != nil {
+		return m.entry.LSN
+	}
+	return m.sync.Upto
+}
+
+func encodeRecConfig(c *Config) []byte {
+	e := encoder{b: []byte{byte(recConfig)}}
+	e.config(c)
+	return e.b
+}
+
+func encodeRecEntry(vol VolumeID, commit LSN, x *Entry) []byte {
+	e := encoder{b: make([]byte, 0, len(x.Data)+64)}
+	e.b = append(e.b, byte(recEntry))
+	e.u64(uint64(vol))
+	e.u64(uint64(commit))
+	e.entry(x)
+	return e.b
+}
+
+func encodeRecSync(s *Sync) []byte {
+	e := encoder{b: []byte{byte(recSync)}}
+	s.encode(&e)
+	return e.b
+}
+
+func encodeRecAuth(c *Config, deleted bool) []byte {
+	e := encoder{b: []byte{byte(recAuth)}}
+	e.config(c)
+	e.bool(deleted)
+	return e.b
+}
+
+// volSnap is one replica's state in a snapshot.
+type volSnap struct {
+	cfg       Config
+	last      LSN
+	lastEpoch Epoch
+	commit    LSN
+	index     []BlockImage // Data empty: block -> LSN
+	dedup     []DedupRec
+	epochs    []DedupRec // Client unused; Req = epoch, LSN = lsn
+	unapplied []mutation
+}
+
+type snapshot struct {
+	vols []volSnap
+	auth []Config
+}
+
+func encodeSnapshot(s *snapshot) []byte {
+	e := encoder{b: []byte{byte(recSnapshot)}}
+	e.u64(uint64(len(s.vols)))
+	for i := range s.vols {
+		v := &s.vols[i]
+		e.config(&v.cfg)
+		e.u64(uint64(v.last))
+		e.u64(uint64(v.lastEpoch))
+		e.u64(uint64(v.commit))
+		e.u64(uint64(len(v.index)))
+		for _, b := range v.index {
+			e.u64(b.Block)
+			e.u64(uint64(b.LSN))
+		}
+		e.dedup(v.dedup)
+		e.dedup(v.epochs)
+		e.u64(uint64(len(v.unapplied)))
+		for _, m := range v.unapplied {
+			if m.entry != nil {
+				e.bool(true)
+				e.entry(m.entry)
+			} else {
+				e.bool(false)
+				m.sync.encode(&e)
+			}
+		}
+	}
+	e.u64(uint64(len(s.auth)))
+	for i := range s.auth {
+		e.config(&s.auth[i])
+	}
+	return e.b
+}
+
+// record is a decoded journal record.
+type record struct {
+	kind    recKind
+	vol     VolumeID
+	commit  LSN
+	cfg     Config
+	deleted bool
+	entry   *Entry
+	sync    *Sync
+	snap    *snapshot
+}
+
+func decodeRecord(b []byte) (*record, error) {
+	if len(b) < 1 {
+		return nil, fmt.Errorf("%w: empty record", ErrDecode)
+	}
+	r := &record{kind: recKind(b[0])}
+	d := decoder{b: b[1:]}
+	switch r.kind {
+	case recConfig:
+		d.config(&r.cfg)
+		r.vol = r.cfg.Volume
+	case recEntry:
+		r.vol = VolumeID(d.u32())
+		r.commit = LSN(d.u64())
+		r.entry = &Entry{}
+		d.entry(r.entry)
+	case recSync:
+		r.sync = &Sync{}
+		r.sync.decode(&d)
+		r.vol = r.sync.Vol
+	case recAuth:
+		d.config(&r.cfg)
+		r.deleted = d.bool()
+		r.vol = r.cfg.Volume
+	case recSnapshot:
+		r.snap = decodeSnapshot(&d)
+	default:
+		return nil, fmt.Errorf("%w: unknown record kind %d", ErrDecode, b[0])
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: record kind %d: %v", ErrDecode, b[0], d.err)
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: record kind %d: %d trailing bytes", ErrDecode, b[0], len(d.b))
+	}
+	return r, nil
+}
+
+func decodeSnapshot(d *decoder) *snapshot {
+	s := &snapshot{}
+	n := d.length(maxList, 8)
+	s.vols = make([]volSnap, n)
+	for i := range s.vols {
+		v := &s.vols[i]
+		d.config(&v.cfg)
+		v.last = LSN(d.u64())
+		v.lastEpoch = Epoch(d.u64())
+		v.commit = LSN(d.u64())
+		k := d.length(maxList, 2)
+		v.index = make([]BlockImage, k)
+		for j := range v.index {
+			v.index[j] = BlockImage{Block: d.u64(), LSN: LSN(d.u64())}
+		}
+		v.dedup = d.dedup()
+		v.epochs = d.dedup()
+		k = d.length(maxList, 2)
+		v.unapplied = make([]mutation, k)
+		for j := range v.unapplied {
+			if d.bool() {
+				v.unapplied[j].entry = &Entry{}
+				d.entry(v.unapplied[j].entry)
+			} else {
+				v.unapplied[j].sync = &Sync{}
+				v.unapplied[j].sync.decode(d)
+			}
+			v.unapplied[j].durable = true
+		}
+	}
+	n = d.length(maxList, 8)
+	s.auth = make([]Config, n)
+	for i := range s.auth {
+		d.config(&s.auth[i])
+	}
+	return s
+}

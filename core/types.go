@@ -1,0 +1,138 @@
+package core
+
+import (
+	"fmt"
+	"slices"
+)
+
+// BlockSize is the size of one volume block in bytes.
+const BlockSize = 4096
+
+// Addr names an endpoint: storage nodes and clients share one address space.
+type Addr uint32
+
+// VolumeID names a volume.
+type VolumeID uint32
+
+// Epoch is a volume's configuration sequence number, issued only by the authority.
+type Epoch uint64
+
+// LSN is the position of a write in a volume's history.
+type LSN uint64
+
+// Config is the authority's record for one volume.
+type Config struct {
+	Volume   VolumeID
+	Blocks   uint64 // size in blocks
+	RF       uint8
+	Epoch    Epoch
+	Primary  Addr
+	InSync   []Addr // sorted; always contains Primary
+	Replicas []Addr // sorted hosts, one per zone
+}
+
+// Clone returns a deep copy.
+func (c Config) Clone() Config {
+	c.InSync = slices.Clone(c.InSync)
+	c.Replicas = slices.Clone(c.Replicas)
+	return c
+}
+
+// IsInSync reports whether a is in the in-sync set.
+func (c *Config) IsInSync(a Addr) bool {
+	_, ok := slices.BinarySearch(c.InSync, a)
+	return ok
+}
+
+// IsReplica reports whether a hosts a replica.
+func (c *Config) IsReplica(a Addr) bool {
+	_, ok := slices.BinarySearch(c.Replicas, a)
+	return ok
+}
+
+func (c Config) String() string {
+	return fmt.Sprintf("vol=%d e=%d p=%d isr=%v reps=%v", c.Volume, c.Epoch, c.Primary, c.InSync, c.Replicas)
+}
+
+// check asserts the config's invariants.
+func (c *Config) check() error {
+	if !slices.IsSorted(c.InSync) || !slices.IsSorted(c.Replicas) {
+		return fmt.Errorf("config %v: sets not sorted", c)
+	}
+	if !c.IsInSync(c.Primary) {
+		return fmt.Errorf("config %v: primary not in sync", c)
+	}
+	for _, a := range c.InSync {
+		if !c.IsReplica(a) {
+			return fmt.Errorf("config %v: in-sync member %d is not a replica", c, a)
+		}
+	}
+	return nil
+}
+
+func insertSorted(s []Addr, a Addr) []Addr {
+	i, ok := slices.BinarySearch(s, a)
+	if ok {
+		return s
+	}
+	return slices.Insert(s, i, a)
+}
+
+func removeSorted(s []Addr, a Addr) []Addr {
+	i, ok := slices.BinarySearch(s, a)
+	if !ok {
+		return s
+	}
+	return slices.Delete(s, i, i+1)
+}
+
+// Entry is one write in a volume's history: Data covers len(Data)/BlockSize blocks from Block.
+type Entry struct {
+	LSN    LSN
+	Epoch  Epoch // epoch of the primary that created it
+	Client uint64
+	Req    uint64
+	Block  uint64
+	Data   []byte
+}
+
+// Count is the number of blocks the entry writes.
+func (e *Entry) Count() uint64 { return uint64(len(e.Data) / BlockSize) }
+
+// BlockImage is one block's content and the LSN that last wrote it.
+type BlockImage struct {
+	Block uint64
+	LSN   LSN
+	Data  []byte
+}
+
+// DedupRec remembers that a client's request took effect at an LSN.
+type DedupRec struct {
+	Client uint64
+	Req    uint64
+	LSN    LSN
+}
+
+// Status is the outcome carried by replies.
+type Status uint8
+
+const (
+	StatusOK          Status = iota
+	StatusNotPrimary         // ask the node in Config (if any) or the authority
+	StatusStaleEpoch         // the client's epoch is behind; Config carries the current one
+	StatusUnavailable        // no lease or still reconciling: retry shortly
+	StatusBusy               // queue full: retry later
+	StatusInvalid            // bad request (out of range, misaligned)
+	StatusConflict           // authority: compare-and-set failed; Config is current
+	StatusNotFound           // unknown volume
+	StatusIOError            // local storage failed
+)
+
+var statusNames = [...]string{"ok", "not-primary", "stale-epoch", "unavailable", "busy", "invalid", "conflict", "not-found", "io-error"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}

@@ -1,0 +1,67 @@
+package core
+
+// volume is one replica of a volume on this node: its log position, block index,
+// deduplication table and, by role, primary or secondary state.
+type volume struct {
+	cfg Config
+
+	last         LSN // highest LSN in the log (issued to the journal)
+	lastEpoch    Epoch
+	durable      LSN // LSN of the latest completed append (follows the log, including resets by a Sync)
+	durableEpoch Epoch
+	commit       LSN // primary: committed; secondary: known committed
+	applied      LSN // highest LSN whose blocks are in the block store
+	appliedEpoch Epoch
+
+	index  *blockIndex
+	dedup  *dedupTable
+	epochs *epochLog
+
+	// unapplied: log mutations whose blocks are not in the block store yet, in log order.
+	// A secondary writes them as soon as they are durable; a primary when they commit.
+	unapplied []*mutation
+
+	prim *primaryState // non-nil while this node acts as primary
+
+	// secondary state
+	matched       LSN   // our log matches the current primary's up to here
+	lastHeard     int64 // last heartbeat or replicate from the current primary
+	promiseUntil  int64 // we promised not to seek promotion before this time
+	healthPending bool
+	healthSent    int64
+	wantPromote   bool
+	promoteSent   int64
+	lastNeedSync  int64
+}
+
+func newVolume(cfg Config) *volume {
+	return &volume{cfg: cfg, index: newBlockIndex(), dedup: newDedupTable(), epochs: newEpochLog()}
+}
+
+// logMutation records m in the log's in-memory description (position, epochs, dedup).
+func (v *volume) logMutation(m *mutation) {
+	if e := m.entry; e != nil {
+		v.last, v.lastEpoch = e.LSN, e.Epoch
+		v.epochs.set(e.LSN, e.Epoch)
+		if e.Client != 0 {
+			v.dedup.add(DedupRec{Client: e.Client, Req: e.Req, LSN: e.LSN})
+		}
+		return
+	}
+	s := m.sync
+	v.last, v.lastEpoch = s.Upto, s.UptoEpoch
+	v.epochs.reset(s.Upto, s.UptoEpoch)
+	v.dedup.replace(s.Dedup)
+	v.commit = max(min(v.commit, s.Upto), min(s.Commit, s.Upto))
+}
+
+func (v *volume) epochAt(n LSN) (Epoch, bool) {
+	if n == v.last {
+		return v.lastEpoch, true
+	}
+	return v.epochs.get(n)
+}
+
+func (v *volume) inRange(block uint64, count uint64) bool {
+	return count > 0 && block < v.cfg.Blocks && count <= v.cfg.Blocks-block
+}
