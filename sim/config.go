@@ -1,0 +1,169 @@
+package sim
+
+import (
+	"fmt"
+
+	"github.com/cairnstore/cairn/core"
+)
+
+// Scenario names a workload and fault mix.
+type Scenario string
+
+// Scenarios.
+const (
+	ScenarioMixed     Scenario = "mixed"      // swarm: random shape and the full fault model
+	ScenarioFaultFree Scenario = "fault-free" // 3 nodes, 1 volume, 4 clients, no faults (speed baseline)
+)
+
+// Options configures one run.
+type Options struct {
+	Seed     uint64
+	Scenario Scenario
+	Duration int64        // safety phase, simulated ns (0: default)
+	Trace    func(string) // if set, receives one line per event
+	// FailureDir: where a failing run writes Porcupine's HTML visualisation ("" = none).
+	FailureDir string
+	// Nodes, Volumes, Clients override the swarm's choice when nonzero (benchmarks).
+	Nodes, Volumes, Clients int
+}
+
+// shape is what a seed draws: cluster, workload and fault rates.
+type shape struct {
+	nodes     int
+	zones     int
+	volumes   int
+	rf        []uint8
+	blocks    []uint64
+	clients   int
+	attach    [][]core.VolumeID // per client
+	inFlight  int
+	hotBlocks []uint64 // per volume: ops touch [0, hot)
+	maxCount  uint32   // blocks per op
+	thinkMax  int64
+	readPct   int
+
+	// network
+	delayBase  int64
+	delayJit   int64
+	tailPPM    uint32
+	tailMax    int64
+	lossPPM    uint32
+	dupPPM     uint32
+	diskBase   int64
+	diskJit    int64
+	diskTailPP uint32
+
+	// faults (mean time between, 0 = never)
+	crashEvery     int64
+	pauseEvery     int64
+	partitionEvery int64
+	maxFaults      int
+
+	drift  []int64 // ppm per node, within ρ
+	offset []int64
+
+	params core.Params // template
+}
+
+func (s *shape) String() string {
+	return fmt.Sprintf("nodes=%d zones=%d volumes=%d rf=%v blocks=%v clients=%d inflight=%d loss=%dppm dup=%dppm crash/%dms pause/%dms part/%dms",
+		s.nodes, s.zones, s.volumes, s.rf, s.blocks, s.clients, s.inFlight, s.lossPPM, s.dupPPM,
+		s.crashEvery/core.Millisecond, s.pauseEvery/core.Millisecond, s.partitionEvery/core.Millisecond)
+}
+
+func pick[T any](r *core.Rand, xs ...T) T { return xs[r.Intn(len(xs))] }
+
+func between(r *core.Rand, lo, hi int64) int64 {
+	if hi <= lo {
+		return lo
+	}
+	return lo + r.Int63n(hi-lo+1)
+}
+
+// drawShape draws a seed's configuration (swarm testing: every seed its own mix).
+func drawShape(r *core.Rand, o *Options) *shape {
+	s := &shape{}
+	ms := core.Millisecond
+	tmpl := core.DefaultParams(1, 0, 1, nil)
+	s.params = tmpl
+	if o.Scenario == ScenarioFaultFree {
+		s.nodes, s.zones, s.volumes, s.clients = 3, 3, 1, 4
+		s.rf = []uint8{3}
+		s.blocks = []uint64{64}
+		s.hotBlocks = []uint64{64}
+		s.inFlight, s.maxCount, s.thinkMax, s.readPct = 2, 2, 2*ms, 50
+		s.delayBase, s.delayJit = 100_000, 100_000
+		s.diskBase, s.diskJit = 50_000, 100_000
+	} else {
+		s.zones = int(between(r, 3, 4))
+		s.nodes = int(between(r, int64(s.zones), 6))
+		s.volumes = int(between(r, 1, 3))
+		s.clients = int(between(r, 2, 6))
+		for v := 0; v < s.volumes; v++ {
+			s.rf = append(s.rf, pick[uint8](r, 2, 3, 3))
+			b := uint64(pick(r, 8, 16, 32, 64))
+			s.blocks = append(s.blocks, b)
+			s.hotBlocks = append(s.hotBlocks, min(b, uint64(pick(r, 4, 8, 16, 64))))
+		}
+		s.inFlight = int(between(r, 1, 3))
+		s.maxCount = uint32(between(r, 1, 3))
+		s.thinkMax = between(r, 0, 30) * ms
+		s.readPct = int(between(r, 20, 70))
+		s.delayBase = between(r, 50_000, 2*ms)
+		s.delayJit = between(r, 0, 3*ms)
+		s.tailPPM = uint32(between(r, 0, 50_000))
+		s.tailMax = between(r, 10, 400) * ms
+		s.lossPPM = uint32(pick[int64](r, 0, 1000, 10_000, 50_000))
+		s.dupPPM = uint32(pick[int64](r, 0, 1000, 20_000))
+		s.diskBase = between(r, 20_000, 500_000)
+		s.diskJit = between(r, 0, 2*ms)
+		s.diskTailPP = uint32(pick[int64](r, 0, 10_000))
+		s.crashEvery = pick[int64](r, 0, 3000, 8000) * ms
+		s.pauseEvery = pick[int64](r, 0, 3000, 8000) * ms
+		s.partitionEvery = pick[int64](r, 0, 2000, 6000) * ms
+		s.maxFaults = int(between(r, 1, 3))
+		s.params.Lease = pick[int64](r, 400, 800, 1500) * ms
+		s.params.HeartbeatInterval = s.params.Lease / pick[int64](r, 4, 8, 16)
+		s.params.FailTimeout = s.params.Lease + pick[int64](r, 100, 400, 1000)*ms
+		s.params.ShrinkTimeout = pick[int64](r, 200, 500, 800) * ms
+		s.params.CheckpointEvery = int(pick[int64](r, 16, 128, 512))
+	}
+	if o.Nodes > 0 {
+		s.nodes = max(o.Nodes, s.zones)
+	}
+	if o.Volumes > 0 {
+		for len(s.rf) < o.Volumes {
+			s.rf = append(s.rf, s.rf[0])
+			s.blocks = append(s.blocks, s.blocks[0])
+			s.hotBlocks = append(s.hotBlocks, s.hotBlocks[0])
+		}
+		s.volumes = o.Volumes
+	}
+	if o.Clients > 0 {
+		s.clients = o.Clients
+	}
+	for i := range s.rf {
+		s.rf[i] = min(s.rf[i], uint8(s.zones))
+	}
+	// Every volume gets at least one client; the rest attach at random (multi-attach).
+	s.attach = make([][]core.VolumeID, s.clients)
+	for c := 0; c < s.clients; c++ {
+		s.attach[c] = []core.VolumeID{core.VolumeID(c%s.volumes + 1)}
+		if s.volumes > 1 && r.Intn(3) == 0 {
+			other := core.VolumeID(r.Intn(s.volumes) + 1)
+			if other != s.attach[c][0] {
+				s.attach[c] = append(s.attach[c], other)
+			}
+		}
+	}
+	for i := 0; i < s.nodes; i++ {
+		if o.Scenario == ScenarioFaultFree {
+			s.drift = append(s.drift, 0)
+			s.offset = append(s.offset, 0)
+			continue
+		}
+		s.drift = append(s.drift, between(r, -s.params.DriftPPM, s.params.DriftPPM))
+		s.offset = append(s.offset, between(r, -1000, 1000)*ms)
+	}
+	return s
+}

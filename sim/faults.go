@@ -1,0 +1,145 @@
+package sim
+
+import (
+	"github.com/cairnstore/cairn/core"
+)
+
+// Fault injection during the safety phase. Each kind fires at random intervals around
+// its mean; at most maxFaults are active at once (bounded faults), and each heals
+// itself after a random duration. The liveness phase heals everything.
+func (w *world) scheduleFaults() {
+	ms := core.Millisecond
+	w.every(w.s.crashEvery, func() int64 {
+		sn := w.pickNode(func(sn *simNode) bool { return sn.up })
+		if sn == nil {
+			return 0
+		}
+		w.crashes++
+		w.crash(sn)
+		return between(w.fltR, 100, 3000) * ms
+	}, func(sn *simNode) { w.restart(sn) })
+	w.every(w.s.pauseEvery, func() int64 {
+		sn := w.pickNode(func(sn *simNode) bool { return sn.up && !sn.paused })
+		if sn == nil {
+			return 0
+		}
+		w.pauses++
+		w.pause(sn)
+		// Up to several lease lengths: the lease must hold through a stop-the-world pause.
+		return between(w.fltR, w.s.params.Lease/4, 3*w.s.params.Lease)
+	}, func(sn *simNode) { w.resume(sn) })
+	w.every(w.s.partitionEvery, func() int64 {
+		w.partitions++
+		return w.partition()
+	}, nil)
+}
+
+// every schedules fault f around every mean; f returns how long the fault lasts (0: none).
+func (w *world) every(mean int64, f func() int64, heal func(*simNode)) {
+	if mean <= 0 {
+		return
+	}
+	var fire func()
+	fire = func() {
+		if w.phase != 0 {
+			return
+		}
+		w.q.after(mean/2+w.fltR.Int63n(mean), fire)
+		if w.activeFaults >= w.s.maxFaults {
+			return
+		}
+		w.lastPicked = nil
+		d := f()
+		if d <= 0 {
+			return
+		}
+		w.activeFaults++
+		sn := w.lastPicked
+		w.q.after(d, func() {
+			w.activeFaults--
+			if heal != nil && sn != nil {
+				heal(sn)
+			}
+		})
+	}
+	w.q.after(mean/2+w.fltR.Int63n(mean), fire)
+}
+
+func (w *world) pickNode(ok func(*simNode) bool) *simNode {
+	var c []*simNode
+	for _, sn := range w.nodes {
+		if ok(sn) {
+			c = append(c, sn)
+		}
+	}
+	if len(c) == 0 {
+		return nil
+	}
+	w.lastPicked = c[w.fltR.Intn(len(c))]
+	return w.lastPicked
+}
+
+func (w *world) cutLink(a, b core.Addr, d int64) {
+	k := [2]core.Addr{a, b}
+	w.cut[k]++
+	w.q.after(d, func() {
+		if w.cut[k] > 0 {
+			w.cut[k]--
+		}
+	})
+}
+
+// partition cuts links between storage nodes: a whole node, one direction of one
+// link, one link both ways, or a whole zone.
+func (w *world) partition() int64 {
+	d := between(w.fltR, 200, 5000) * core.Millisecond
+	n := len(w.nodes)
+	a := w.nodes[w.fltR.Intn(n)]
+	b := w.nodes[w.fltR.Intn(n)]
+	switch w.fltR.Intn(4) {
+	case 0: // isolate a node
+		for _, o := range w.nodes {
+			if o != a {
+				w.cutLink(a.addr, o.addr, d)
+				w.cutLink(o.addr, a.addr, d)
+			}
+		}
+		w.tracef("partition: isolate node %d for %dms", a.addr, d/core.Millisecond)
+	case 1: // asymmetric
+		if a == b {
+			return 0
+		}
+		w.cutLink(a.addr, b.addr, d)
+		w.tracef("partition: cut %d -> %d for %dms", a.addr, b.addr, d/core.Millisecond)
+	case 2: // single link
+		if a == b {
+			return 0
+		}
+		w.cutLink(a.addr, b.addr, d)
+		w.cutLink(b.addr, a.addr, d)
+		w.tracef("partition: cut %d <-> %d for %dms", a.addr, b.addr, d/core.Millisecond)
+	case 3: // zone isolation
+		for _, x := range w.nodes {
+			for _, y := range w.nodes {
+				if x.zone == a.zone && y.zone != a.zone {
+					w.cutLink(x.addr, y.addr, d)
+					w.cutLink(y.addr, x.addr, d)
+				}
+			}
+		}
+		w.tracef("partition: isolate zone %d for %dms", a.zone, d/core.Millisecond)
+	}
+	return d
+}
+
+// healAll ends every fault: links restored, paused nodes resumed, crashed nodes restarted.
+func (w *world) healAll() {
+	clear(w.cut)
+	for _, sn := range w.nodes {
+		if !sn.up {
+			w.restart(sn)
+		} else if sn.paused {
+			w.resume(sn)
+		}
+	}
+}

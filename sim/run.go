@@ -1,0 +1,279 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/histories"
+)
+
+// Result is one seed's outcome; its JSON form is the command-line contract.
+type Result struct {
+	Seed                 uint64   `json:"seed"`
+	TraceHash            string   `json:"trace_hash"`
+	Result               string   `json:"result"` // ok, violation, stuck
+	Violations           []string `json:"violations"`
+	SimSeconds           float64  `json:"sim_seconds"`
+	WallSeconds          float64  `json:"wall_seconds"`
+	CheckSeconds         float64  `json:"check_seconds"`
+	Events               uint64   `json:"events"`
+	Ops                  int      `json:"ops"`
+	OpsUnknown           int      `json:"ops_unknown"`
+	Failovers            int      `json:"failovers"`
+	UnnecessaryFailovers int      `json:"unnecessary_failovers"`
+	Crashes              int      `json:"crashes"`
+	Pauses               int      `json:"pauses"`
+	Partitions           int      `json:"partitions"`
+	Messages             uint64   `json:"messages"`
+	Shape                string   `json:"shape"`
+	Replay               string   `json:"replay"`
+	HTML                 []string `json:"html,omitempty"`
+}
+
+// Phase lengths in simulated time.
+const (
+	defaultSafety  = 20 * core.Second
+	livenessBound  = 10 * core.Second // every volume must serve a write within this after healing
+	drainTime      = 6 * core.Second  // in-flight operations finish or time out
+	settleTime     = 2 * core.Second  // replication settles before the final reads
+	finalReadLimit = 10 * core.Second
+	checkTimeout   = 30 * time.Second
+)
+
+// Run simulates one seed.
+func Run(o Options) Result {
+	wall := time.Now()
+	if o.Scenario == "" {
+		o.Scenario = ScenarioMixed
+	}
+	if o.Duration <= 0 {
+		o.Duration = defaultSafety
+	}
+	w := newWorld(&o)
+	w.setup()
+	w.healAt = o.Duration
+	w.q.at(w.healAt, func() {
+		w.phase = 1
+		w.tracef("liveness phase: faults off, cluster healed")
+		w.healAll()
+	})
+	stopAt := w.healAt + livenessBound
+	w.q.at(stopAt, func() { w.phase = 2; w.tracef("drain: clients stop issuing") })
+	finalAt := stopAt + drainTime + settleTime
+	finalDone := false
+	w.q.at(finalAt, func() { w.finalReads(func() { finalDone = true }) })
+	limit := finalAt + finalReadLimit
+	for !finalDone {
+		e, ok := w.q.next(limit)
+		if !ok {
+			break
+		}
+		e.fire()
+	}
+	w.phase = 3
+	res := Result{Seed: o.Seed, Shape: w.s.String(), Events: w.events}
+	if !finalDone {
+		w.stuck("final reads did not finish within %v of simulated time", time.Duration(finalReadLimit))
+	}
+	w.checkLiveness()
+	if finalDone {
+		w.checkConvergence()
+	}
+	checkStart := time.Now()
+	res.HTML = w.checkHistory()
+	res.CheckSeconds = time.Since(checkStart).Seconds()
+	res.TraceHash = fmt.Sprintf("%016x", w.hash.Sum64())
+	res.Violations = w.violations
+	res.Ops = w.hist.Len()
+	for _, op := range w.hist.Ops() {
+		if op.Unknown {
+			res.OpsUnknown++
+		}
+	}
+	res.Failovers, res.UnnecessaryFailovers = w.failovers, w.unnecessary
+	res.Crashes, res.Pauses, res.Partitions = w.crashes, w.pauses, w.partitions
+	res.Messages = w.msgsSent
+	res.SimSeconds = float64(w.q.now) / 1e9
+	res.Replay = fmt.Sprintf("cairn sim --seed %d", o.Seed)
+	if o.Scenario != ScenarioMixed {
+		res.Replay += " --scenario " + string(o.Scenario)
+	}
+	if o.Duration != defaultSafety {
+		res.Replay += fmt.Sprintf(" --duration %s", time.Duration(o.Duration))
+	}
+	switch {
+	case w.hasViolation:
+		res.Result = "violation"
+	case len(w.violations) > 0:
+		res.Result = "stuck"
+	default:
+		res.Result = "ok"
+	}
+	res.WallSeconds = time.Since(wall).Seconds()
+	return res
+}
+
+func (w *world) stuck(format string, args ...any) {
+	w.violations = append(w.violations, "stuck: "+fmt.Sprintf(format, args...))
+}
+
+// setup builds nodes, creates the volumes through the authority and starts clients.
+func (w *world) setup() {
+	s := w.s
+	var infos []core.NodeInfo
+	for i := 0; i < s.nodes; i++ {
+		infos = append(infos, core.NodeInfo{Addr: core.Addr(i + 1), Zone: uint32(i % s.zones)})
+	}
+	for i := 0; i < s.nodes; i++ {
+		p := s.params
+		p.Self, p.Zone, p.Authority, p.Nodes = infos[i].Addr, infos[i].Zone, 1, infos
+		sn := &simNode{addr: p.Self, zone: p.Zone, disk: newDisk(), drift: s.drift[i], offset: s.offset[i], params: p}
+		w.nodes = append(w.nodes, sn)
+	}
+	for _, sn := range w.nodes {
+		w.startNode(sn)
+	}
+	w.createVolumes()
+	for i := 0; i < s.clients; i++ {
+		sc := w.newClient(i, s.attach[i])
+		w.clients = append(w.clients, sc)
+		sc.start(300*core.Millisecond + w.wrkR.Int63n(100*core.Millisecond))
+	}
+	w.scheduleFaults()
+}
+
+// createVolumes asks the authority for every volume, retrying until it answers.
+func (w *world) createVolumes() {
+	for i := 0; i < w.s.volumes; i++ {
+		vol := core.VolumeID(i + 1)
+		req := &core.AuthRequest{Op: core.OpCreateVolume, ReqID: uint64(vol), Vol: vol, Blocks: w.s.blocks[i], RF: w.s.rf[i]}
+		var try func()
+		try = func() {
+			if w.created(vol) {
+				return
+			}
+			w.send(adminAddr, 1, req)
+			w.q.after(200*core.Millisecond, try)
+		}
+		w.q.after(0, try)
+	}
+}
+
+func (w *world) created(vol core.VolumeID) bool { return len(w.issued[vol]) > 0 }
+
+func (w *world) adminReply(m core.Message) {
+	if r, ok := m.(*core.AuthReply); ok && r.Status != core.StatusOK && r.Status != core.StatusConflict {
+		w.violation("create volume %d failed: %v", r.Config.Volume, r.Status)
+	}
+}
+
+// finalReads reads every block of every volume once the cluster is healed and quiet.
+func (w *world) finalReads(done func()) {
+	w.tracef("final reads")
+	var sc *simClient
+	if len(w.clients) > 0 {
+		sc = w.clients[0]
+	}
+	left := 0
+	for v := 0; v < w.s.volumes; v++ {
+		vol := core.VolumeID(v + 1)
+		for b := uint64(0); b < w.s.blocks[v]; b += 8 {
+			left++
+			n := uint32(min(8, w.s.blocks[v]-b))
+			w.finalRead(sc, vol, b, n, func() {
+				left--
+				if left == 0 {
+					done()
+				}
+			})
+		}
+	}
+}
+
+// finalRead retries a read until it succeeds (every attempt is recorded in the history).
+func (w *world) finalRead(sc *simClient, vol core.VolumeID, block uint64, n uint32, done func()) {
+	sc.read(vol, block, n, func(op *histories.Op) {
+		if !op.Unknown {
+			done()
+			return
+		}
+		w.finalRead(sc, vol, block, n, done)
+	})
+}
+
+// checkLiveness: every volume served a write within the bound after healing (L1).
+func (w *world) checkLiveness() {
+	served := map[uint32]bool{}
+	for _, op := range w.hist.Ops() {
+		if op.Kind == histories.Write && !op.Unknown && op.Call >= w.healAt && op.Return <= w.healAt+livenessBound {
+			served[op.Volume] = true
+		}
+	}
+	for v := 0; v < w.s.volumes; v++ {
+		if !served[uint32(v+1)] {
+			w.stuck("volume %d served no write within %v after the cluster healed", v+1, time.Duration(livenessBound))
+		}
+	}
+}
+
+// checkConvergence: after the liveness phase, in-sync replicas hold identical data (S5).
+func (w *world) checkConvergence() {
+	auth := w.nodes[0]
+	if auth.n == nil {
+		w.stuck("authority down at the end")
+		return
+	}
+	for v := 0; v < w.s.volumes; v++ {
+		vol := core.VolumeID(v + 1)
+		cfg, ok := auth.n.AuthorityConfig(vol)
+		if !ok {
+			w.stuck("volume %d unknown to the authority", vol)
+			continue
+		}
+		p := w.node(cfg.Primary)
+		ref := p.disk.content(vol, cfg.Blocks)
+		for _, m := range cfg.InSync {
+			if m == cfg.Primary {
+				continue
+			}
+			got := w.node(m).disk.content(vol, cfg.Blocks)
+			if !bytes.Equal(ref, got) {
+				for b := uint64(0); b < cfg.Blocks; b++ {
+					x, y := ref[b*core.BlockSize:(b+1)*core.BlockSize], got[b*core.BlockSize:(b+1)*core.BlockSize]
+					if !bytes.Equal(x, y) {
+						w.violation("volume %d: in-sync replicas %d and %d differ at block %d (%x vs %x)", vol, cfg.Primary, m, b, decodeBlock(x), decodeBlock(y))
+						break
+					}
+				}
+			}
+		}
+	}
+}
+
+// checkHistory runs Porcupine per volume, partitioned per block (S1, S2, S4).
+func (w *world) checkHistory() []string {
+	var html []string
+	for _, r := range histories.Check(&w.hist, checkTimeout) {
+		switch {
+		case r.Err != nil:
+			w.violation("volume %d: malformed history: %v", r.Volume, r.Err)
+		case !r.Ok:
+			w.violation("volume %d: history is not linearizable (block %d)", r.Volume, r.BadBlock)
+			if w.o.FailureDir != "" {
+				p := filepath.Join(w.o.FailureDir, fmt.Sprintf("seed-%d-volume-%d.html", w.o.Seed, r.Volume))
+				if err := os.MkdirAll(w.o.FailureDir, 0o755); err == nil {
+					if err := histories.WriteHTML(r, p); err == nil {
+						html = append(html, p)
+					}
+				}
+			}
+		case r.TimedOut:
+			w.violation("volume %d: linearizability check undecided after %v (%d partitions)", r.Volume, checkTimeout, r.Undecided)
+		}
+	}
+	return html
+}

@@ -1,0 +1,296 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/histories"
+)
+
+const (
+	tickInterval  = 10 * core.Millisecond
+	clientAddr0   = 1000
+	adminAddr     = 999
+	localClockMin = 10 * core.Second
+)
+
+// world is one simulated run.
+type world struct {
+	o     *Options
+	s     *shape
+	q     queue
+	netR  *core.Rand
+	fltR  *core.Rand
+	wrkR  *core.Rand
+	seedR *core.Rand
+
+	nodes   []*simNode
+	clients []*simClient
+	hist    histories.History
+
+	hash   hash.Hash64
+	events uint64
+	hbuf   [32]byte
+
+	issued     map[core.VolumeID][]issuedCfg
+	violations []string
+	cut        map[[2]core.Addr]int
+
+	phase        int // 0 safety, 1 liveness, 2 drain, 3 done
+	healAt       int64
+	activeFaults int
+	failovers    int
+	unnecessary  int
+	crashes      int
+	pauses       int
+	partitions   int
+	msgsSent     uint64
+	msgsDropped  uint64
+	lastPicked   *simNode
+	hasViolation bool
+}
+
+type issuedCfg struct {
+	at  int64
+	cfg core.Config
+}
+
+type simNode struct {
+	addr        core.Addr
+	zone        uint32
+	disk        *disk
+	n           *core.Node
+	up          bool
+	paused      bool
+	incarnation int
+	held        []func()
+	drift       int64
+	offset      int64
+	diskFree    int64
+	params      core.Params
+}
+
+func (w *world) local(sn *simNode) int64 {
+	t := w.q.now
+	return localClockMin + sn.offset + t + t*sn.drift/1_000_000
+}
+
+func (w *world) node(a core.Addr) *simNode {
+	if a >= 1 && int(a) <= len(w.nodes) {
+		return w.nodes[a-1]
+	}
+	return nil
+}
+
+func (w *world) violation(format string, args ...any) {
+	w.hasViolation = true
+	msg := fmt.Sprintf("t=%.3fs ", float64(w.q.now)/1e9) + fmt.Sprintf(format, args...)
+	if len(w.violations) < 50 {
+		w.violations = append(w.violations, msg)
+	}
+	w.tracef("VIOLATION %s", msg)
+}
+
+func (w *world) tracef(format string, args ...any) {
+	if w.o.Trace != nil {
+		w.o.Trace(fmt.Sprintf("%12.6f ", float64(w.q.now)/1e9) + fmt.Sprintf(format, args...))
+	}
+}
+
+// mix folds an event into the trace hash.
+func (w *world) mix(kind byte, a, b uint64, data []byte) {
+	w.events++
+	binary.LittleEndian.PutUint64(w.hbuf[0:], uint64(w.q.now))
+	binary.LittleEndian.PutUint64(w.hbuf[8:], a)
+	binary.LittleEndian.PutUint64(w.hbuf[16:], b)
+	w.hbuf[24] = kind
+	w.hash.Write(w.hbuf[:25])
+	w.hash.Write(data)
+}
+
+func newWorld(o *Options) *world {
+	root := core.NewRand(o.Seed)
+	w := &world{o: o, hash: fnv.New64a(), issued: map[core.VolumeID][]issuedCfg{}, cut: map[[2]core.Addr]int{}}
+	w.s = drawShape(core.NewRand(root.Uint64()), o)
+	w.netR = core.NewRand(root.Uint64())
+	w.fltR = core.NewRand(root.Uint64())
+	w.wrkR = core.NewRand(root.Uint64())
+	w.seedR = core.NewRand(root.Uint64())
+	return w
+}
+
+// startNode builds a node's core over its disk and recovers it.
+func (w *world) startNode(sn *simNode) {
+	sn.incarnation++
+	n, err := core.NewNode(sn.params, sn.disk, core.NewRand(w.seedR.Uint64()))
+	if err != nil {
+		w.violation("node %d: %v", sn.addr, err)
+		return
+	}
+	if err := n.Start(w.local(sn)); err != nil {
+		w.violation("node %d failed to recover: %v", sn.addr, err)
+		return
+	}
+	sn.n, sn.up, sn.paused, sn.held = n, true, false, nil
+	w.mix('S', uint64(sn.addr), uint64(sn.incarnation), nil)
+	w.tracef("node %d start (incarnation %d)", sn.addr, sn.incarnation)
+	w.flush(sn)
+	inc := sn.incarnation
+	var tick func()
+	tick = func() {
+		if !sn.up || sn.incarnation != inc {
+			return
+		}
+		w.q.after(tickInterval, tick)
+		w.onNode(sn, func() { sn.n.Tick(w.local(sn)) })
+	}
+	w.q.after(tickInterval, tick)
+}
+
+// onNode runs f on a node now, or when it resumes if it is paused.
+func (w *world) onNode(sn *simNode, f func()) {
+	if !sn.up {
+		return
+	}
+	if sn.paused {
+		if len(sn.held) < 100_000 {
+			sn.held = append(sn.held, f)
+		}
+		return
+	}
+	f()
+	w.flush(sn)
+}
+
+// flush carries out a node's output.
+func (w *world) flush(sn *simNode) {
+	if sn.n == nil {
+		return
+	}
+	out := sn.n.Drain()
+	for _, c := range out.Issued {
+		w.onIssued(c)
+	}
+	for _, env := range out.Msgs {
+		if r, ok := env.Msg.(*core.ClientReply); ok && r.Status == core.StatusOK {
+			w.checkAck(sn, r)
+		}
+		w.send(sn.addr, env.To, env.Msg)
+	}
+	for _, op := range out.Ops {
+		w.issueDisk(sn, op)
+	}
+	if out.Fatal != nil {
+		w.tracef("node %d fatal: %v", sn.addr, out.Fatal)
+		w.crash(sn)
+		w.q.after(500*core.Millisecond, func() { w.restart(sn) })
+	}
+}
+
+func (w *world) issueDisk(sn *simNode, op core.StorageOp) {
+	sn.disk.issue(op)
+	lat := w.s.diskBase
+	if w.s.diskJit > 0 {
+		lat += w.netR.Int63n(w.s.diskJit)
+	}
+	if w.phase == 0 && w.netR.Chance(w.s.diskTailPP) {
+		lat += w.netR.Int63n(50 * core.Millisecond)
+	}
+	done := max(w.q.now, sn.diskFree) + lat
+	sn.diskFree = done
+	inc := sn.incarnation
+	w.q.at(done, func() {
+		if sn.incarnation != inc || !sn.up {
+			return
+		}
+		op := sn.disk.complete()
+		w.mix('D', uint64(sn.addr), op.Seq, nil)
+		w.onNode(sn, func() { sn.n.StorageDone(w.local(sn), op.Seq, nil) })
+	})
+}
+
+// checkAck: a primary may acknowledge only while the authority's latest issued
+// configuration names it primary (S3, S4: no ack under a stale epoch).
+func (w *world) checkAck(sn *simNode, r *core.ClientReply) {
+	hist := w.issued[r.Vol]
+	if len(hist) == 0 {
+		w.violation("node %d acknowledged req %d on volume %d before any configuration was issued", sn.addr, r.Req, r.Vol)
+		return
+	}
+	cur := hist[len(hist)-1].cfg
+	if cur.Primary != sn.addr || r.Epoch > cur.Epoch {
+		w.violation("node %d acknowledged client %d req %d on volume %d at epoch %d, but the authority's primary is %d at epoch %d",
+			sn.addr, r.Client, r.Req, r.Vol, r.Epoch, cur.Primary, cur.Epoch)
+	}
+}
+
+func (w *world) onIssued(c core.Config) {
+	hist := w.issued[c.Volume]
+	if len(hist) > 0 {
+		prev := hist[len(hist)-1].cfg
+		if c.Epoch <= prev.Epoch {
+			w.violation("authority issued epoch %d for volume %d after epoch %d", c.Epoch, c.Volume, prev.Epoch)
+		}
+		if prev.Primary != c.Primary {
+			w.failovers++
+			old := w.node(prev.Primary)
+			auth := core.Addr(1)
+			if old != nil && old.up && !old.paused && w.cut[[2]core.Addr{auth, old.addr}] == 0 && w.cut[[2]core.Addr{old.addr, auth}] == 0 {
+				w.unnecessary++
+				w.tracef("unnecessary failover of volume %d: old primary %d was up and reachable", c.Volume, prev.Primary)
+			}
+		}
+	}
+	w.tracef("issued %v", c)
+	w.issued[c.Volume] = append(hist, issuedCfg{at: w.q.now, cfg: c.Clone()})
+}
+
+func (w *world) crash(sn *simNode) {
+	if !sn.up {
+		return
+	}
+	keep := 0
+	if n := len(sn.disk.inflight); n > 0 {
+		keep = w.fltR.Intn(n + 1)
+	}
+	sn.disk.crash(keep)
+	sn.up, sn.paused, sn.n, sn.held = false, false, nil, nil
+	sn.incarnation++
+	sn.diskFree = w.q.now
+	w.mix('C', uint64(sn.addr), uint64(keep), nil)
+	w.tracef("node %d crash (kept %d in-flight disk ops)", sn.addr, keep)
+}
+
+func (w *world) restart(sn *simNode) {
+	if sn.up {
+		return
+	}
+	w.startNode(sn)
+}
+
+func (w *world) pause(sn *simNode) {
+	sn.paused = true
+	w.mix('P', uint64(sn.addr), 0, nil)
+	w.tracef("node %d paused", sn.addr)
+}
+
+func (w *world) resume(sn *simNode) {
+	if !sn.up || !sn.paused {
+		return
+	}
+	sn.paused = false
+	w.mix('R', uint64(sn.addr), 0, nil)
+	w.tracef("node %d resumed (%d held events)", sn.addr, len(sn.held))
+	held := sn.held
+	sn.held = nil
+	for _, f := range held {
+		if !sn.up || sn.paused {
+			break
+		}
+		f()
+		w.flush(sn)
+	}
+}
