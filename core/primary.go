@@ -19,6 +19,8 @@ type primaryState struct {
 
 type member struct {
 	match      LSN   // its log matches ours up to here
+	sent       LSN   // highest LSN sent to it (pipelining); falls back to match on timeout
+	progressAt int64 // last time match advanced
 	lastAck    int64 // last ack at our epoch
 	healthyAt  int64 // last time it was caught up or advancing
 	leaseUntil int64 // its promise, on our clock
@@ -132,11 +134,15 @@ func (n *Node) clientWrite(from Addr, m *ClientWrite) {
 	p.waiters[e.LSN] = append(p.waiters[e.LSN], w)
 	n.append(encodeRecEntry(v.cfg.Volume, v.commit, e), func() { n.mutationDurable(v, mu) })
 	for _, r := range v.cfg.Replicas {
-		if mem := p.members[r]; mem != nil && mem.match+1 == e.LSN && !mem.wantState {
+		if mem := p.members[r]; mem != nil && mem.sent+1 == e.LSN && !mem.wantState && e.LSN-mem.match <= sendWindow {
+			mem.sent = e.LSN
 			n.send(r, &Replicate{Vol: v.cfg.Volume, Config: v.cfg.Clone(), Commit: v.commit, PrevEpoch: prevEpoch, Entry: *e})
 		}
 	}
 }
+
+// sendWindow bounds the entries in flight to one member beyond what it acknowledged.
+const sendWindow = 64
 
 // mutation durable on the primary (or on a node that has since stepped down).
 func (n *Node) mutationDurable(v *volume, mu *mutation) {
@@ -275,42 +281,42 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 	}
 	m.wantState = false
 	if a.Last > m.match || a.Last == v.last {
-		m.healthyAt = n.now
+		m.healthyAt, m.progressAt = n.now, n.now
 	}
 	m.match = max(m.match, a.Last)
-	if m.match < v.last {
-		n.resend(v, from, m, false)
-	}
+	m.sent = max(m.sent, m.match)
+	n.pump(v, from, m)
 	n.advanceCommit(v)
 }
 
-// resend retransmits the entries a member lacks, or a delta when they are no longer in memory.
-func (n *Node) resend(v *volume, to Addr, m *member, force bool) {
-	if !force && n.now-m.lastResend < n.p.RetransmitTimeout {
+// pump sends a member the entries after the ones already sent, within the window;
+// entries it lacks that are no longer in memory need a delta instead.
+func (n *Node) pump(v *volume, to Addr, m *member) {
+	if m.wantState || m.sent >= v.last {
 		return
 	}
-	m.lastResend = n.now
-	if m.match < v.applied {
-		m.wantState = true
-		n.send(to, &Heartbeat{Vol: v.cfg.Volume, Config: v.cfg.Clone(), SentAt: n.now, Commit: v.commit, WantState: true})
+	if m.match < v.applied && m.sent < v.applied {
+		// Not in memory any more: ask for its state, then send a delta.
+		if n.now-m.lastResend >= n.p.RetransmitTimeout {
+			m.lastResend = n.now
+			m.wantState = true
+			n.send(to, &Heartbeat{Vol: v.cfg.Volume, Config: v.cfg.Clone(), SentAt: n.now, Commit: v.commit, WantState: true})
+		}
 		return
 	}
-	const window = 32
-	sent := 0
 	for _, mu := range v.unapplied {
-		if mu.entry == nil || mu.entry.LSN <= m.match {
+		if mu.entry == nil || mu.entry.LSN <= m.sent {
 			continue
 		}
-		if sent == window {
+		if mu.entry.LSN != m.sent+1 || mu.entry.LSN-m.match > sendWindow {
 			break
 		}
 		prev, ok := v.epochAt(mu.entry.LSN - 1)
 		if !ok {
-			m.wantState = true
-			return
+			break
 		}
 		n.send(to, &Replicate{Vol: v.cfg.Volume, Config: v.cfg.Clone(), Commit: v.commit, PrevEpoch: prev, Entry: *mu.entry})
-		sent++
+		m.sent = mu.entry.LSN
 	}
 }
 
@@ -345,6 +351,7 @@ func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
 		s.Blocks = append(s.Blocks, BlockImage{Block: b, LSN: v.index.get(b), Data: data})
 	}
 	m.wantState = false
+	m.sent = max(m.match, s.Upto)
 	n.send(to, s)
 }
 
@@ -369,9 +376,12 @@ func (n *Node) primaryTick(v *volume) {
 		if m == nil {
 			continue
 		}
-		if m.match < v.last && !m.wantState {
-			n.resend(v, r, m, false)
+		if m.sent > m.match && n.now-m.progressAt >= n.p.RetransmitTimeout && n.now-m.lastResend >= n.p.RetransmitTimeout {
+			// No progress: go back to what it acknowledged and send again.
+			m.lastResend, m.progressAt = n.now, n.now
+			m.sent = m.match
 		}
+		n.pump(v, r, m)
 		if m.match == v.last {
 			m.healthyAt = max(m.healthyAt, m.lastAck)
 		}

@@ -19,11 +19,33 @@ func (n *Node) currentPrimaryMsg(from Addr, cfg *Config) *volume {
 	return v
 }
 
+// maxEarly bounds the replicates a member holds while it waits for a gap to fill.
+const maxEarly = 256
+
 func (n *Node) onReplicate(from Addr, m *Replicate) {
 	v := n.currentPrimaryMsg(from, &m.Config)
 	if v == nil {
 		return
 	}
+	if v.early == nil || v.earlyEpoch != v.cfg.Epoch {
+		v.early, v.earlyEpoch = map[LSN]*Replicate{}, v.cfg.Epoch
+	}
+	n.acceptReplicate(v, m)
+	// Entries that arrived early (reordering) may now follow.
+	for {
+		next := v.early[v.last+1]
+		if next == nil {
+			break
+		}
+		delete(v.early, v.last+1)
+		if !n.acceptReplicate(v, next) {
+			break
+		}
+	}
+}
+
+// acceptReplicate appends m's entry if it follows our log; it reports whether it did.
+func (n *Node) acceptReplicate(v *volume, m *Replicate) bool {
 	e := &m.Entry
 	switch {
 	case e.LSN == v.last+1 && m.PrevEpoch == v.lastEpoch:
@@ -33,6 +55,7 @@ func (n *Node) onReplicate(from Addr, m *Replicate) {
 		v.commit = max(v.commit, min(m.Commit, v.matched))
 		v.unapplied = append(v.unapplied, mu)
 		n.append(encodeRecEntry(v.cfg.Volume, v.commit, e), func() { n.mutationDurable(v, mu) })
+		return true
 	case e.LSN <= v.last:
 		if ep, ok := v.epochAt(e.LSN); ok && ep == e.Epoch {
 			v.matched = max(v.matched, e.LSN)
@@ -40,15 +63,20 @@ func (n *Node) onReplicate(from Addr, m *Replicate) {
 			if v.durable >= e.LSN {
 				n.sendAckToPrimary(v, 0)
 			}
-			return
+			return false
 		}
 		n.needSync(v)
 	case e.LSN > v.last+1:
-		// A gap (loss or reordering): tell the primary where we are.
-		n.sendAckToPrimary(v, 0)
+		// A gap (loss or reordering): hold it; the primary retransmits what is lost.
+		if len(v.early) < maxEarly {
+			v.early[e.LSN] = m
+		} else {
+			n.sendAckToPrimary(v, 0)
+		}
 	default:
 		n.needSync(v)
 	}
+	return false
 }
 
 // sendAckToPrimary reports our durable log position (echoSentAt != 0: with a promise).
@@ -106,6 +134,7 @@ func (n *Node) onSync(from Addr, s *Sync) {
 	}
 	v.lastHeard = n.now
 	mu := &mutation{sync: s}
+	v.early = nil
 	v.logMutation(mu)
 	v.matched = s.Upto
 	v.unapplied = append(v.unapplied, mu)

@@ -32,6 +32,8 @@ type volume struct {
 	wantPromote   bool
 	promoteSent   int64
 	lastNeedSync  int64
+	early         map[LSN]*Replicate // replicates ahead of our log, waiting for a gap to fill
+	earlyEpoch    Epoch
 }
 
 func newVolume(cfg Config) *volume {
