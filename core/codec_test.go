@@ -20,10 +20,10 @@ import (
 // diffModuloEmpty returns "" if a and b are deeply equal once every empty slice is
 // taken to equal nil, else the path of the first difference.
 func diffModuloEmpty(a, b any) string {
-	return diffValues("", reflect.ValueOf(a), reflect.ValueOf(b))
+	return codecDiffValues("", reflect.ValueOf(a), reflect.ValueOf(b))
 }
 
-func diffValues(path string, a, b reflect.Value) string {
+func codecDiffValues(path string, a, b reflect.Value) string {
 	if !a.IsValid() || !b.IsValid() {
 		if a.IsValid() != b.IsValid() {
 			return fmt.Sprintf("%s: one side is invalid", path)
@@ -41,10 +41,10 @@ func diffValues(path string, a, b reflect.Value) string {
 			}
 			return ""
 		}
-		return diffValues(path, a.Elem(), b.Elem())
+		return codecDiffValues(path, a.Elem(), b.Elem())
 	case reflect.Struct:
 		for i := range a.NumField() {
-			if d := diffValues(path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i)); d != "" {
+			if d := codecDiffValues(path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i)); d != "" {
 				return d
 			}
 		}
@@ -60,7 +60,7 @@ func diffValues(path string, a, b reflect.Value) string {
 			return ""
 		}
 		for i := range a.Len() {
-			if d := diffValues(fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i)); d != "" {
+			if d := codecDiffValues(fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i)); d != "" {
 				return d
 			}
 		}
@@ -75,7 +75,7 @@ func diffValues(path string, a, b reflect.Value) string {
 			if !bv.IsValid() {
 				return fmt.Sprintf("%s: key %v missing", path, it.Key())
 			}
-			if d := diffValues(fmt.Sprintf("%s[%v]", path, it.Key()), it.Value(), bv); d != "" {
+			if d := codecDiffValues(fmt.Sprintf("%s[%v]", path, it.Key()), it.Value(), bv); d != "" {
 				return d
 			}
 		}
@@ -391,9 +391,9 @@ type codecFataler interface {
 	Fatalf(format string, args ...any)
 }
 
-// requireDecodeError checks that Decode(b) fails cleanly: an error wrapping ErrDecode,
+// codecRequireDecodeError checks that Decode(b) fails cleanly: an error wrapping ErrDecode,
 // no message, no panic.
-func requireDecodeError(t codecFataler, what string, b []byte) {
+func codecRequireDecodeError(t codecFataler, what string, b []byte) {
 	t.Helper()
 	var (
 		m   Message
@@ -426,9 +426,9 @@ func codecFrame(k Kind, fn func(e *encoder)) []byte {
 }
 
 func TestDecodeRejectsShortInput(t *testing.T) {
-	requireDecodeError(t, "nil", nil)
-	requireDecodeError(t, "empty", []byte{})
-	requireDecodeError(t, "version only", []byte{wireVersion})
+	codecRequireDecodeError(t, "nil", nil)
+	codecRequireDecodeError(t, "empty", []byte{})
+	codecRequireDecodeError(t, "version only", []byte{wireVersion})
 }
 
 func TestDecodeRejectsWrongVersion(t *testing.T) {
@@ -437,7 +437,7 @@ func TestDecodeRejectsWrongVersion(t *testing.T) {
 		for _, v := range []byte{0, wireVersion + 1, 0x7f, 0xff} {
 			b := bytes.Clone(enc)
 			b[0] = v
-			requireDecodeError(t, fmt.Sprintf("%T with version %d", m, v), b)
+			codecRequireDecodeError(t, fmt.Sprintf("%T with version %d", m, v), b)
 		}
 	}
 }
@@ -445,8 +445,8 @@ func TestDecodeRejectsWrongVersion(t *testing.T) {
 func TestDecodeRejectsUnknownKind(t *testing.T) {
 	body := Encode(nil, &Probe{Vol: 1, Nonce: 2})[2:]
 	for _, k := range []Kind{0, kindEnd, kindEnd + 1, 0x80, 0xff} {
-		requireDecodeError(t, fmt.Sprintf("kind %d", k), append([]byte{wireVersion, byte(k)}, body...))
-		requireDecodeError(t, fmt.Sprintf("kind %d without body", k), []byte{wireVersion, byte(k)})
+		codecRequireDecodeError(t, fmt.Sprintf("kind %d", k), append([]byte{wireVersion, byte(k)}, body...))
+		codecRequireDecodeError(t, fmt.Sprintf("kind %d without body", k), []byte{wireVersion, byte(k)})
 	}
 }
 
@@ -454,10 +454,10 @@ func TestDecodeRejectsTrailingBytes(t *testing.T) {
 	for _, m := range codecSampleMessages() {
 		enc := Encode(nil, m)
 		for _, tail := range [][]byte{{0}, {1}, {0xff}, {0, 0, 0, 0}} {
-			requireDecodeError(t, fmt.Sprintf("%T + % x", m, tail), append(bytes.Clone(enc), tail...))
+			codecRequireDecodeError(t, fmt.Sprintf("%T + % x", m, tail), append(bytes.Clone(enc), tail...))
 		}
 		// Two messages back to back are not one message.
-		requireDecodeError(t, fmt.Sprintf("%T twice", m), append(bytes.Clone(enc), enc...))
+		codecRequireDecodeError(t, fmt.Sprintf("%T twice", m), append(bytes.Clone(enc), enc...))
 	}
 }
 
@@ -466,7 +466,7 @@ func TestDecodeRejectsEveryTruncation(t *testing.T) {
 	for _, m := range codecSampleMessages() {
 		enc := Encode(nil, m)
 		for n := range len(enc) {
-			requireDecodeError(t, fmt.Sprintf("%T truncated to %d of %d bytes", m, n, len(enc)), enc[:n])
+			codecRequireDecodeError(t, fmt.Sprintf("%T truncated to %d of %d bytes", m, n, len(enc)), enc[:n])
 		}
 	}
 }
@@ -476,7 +476,7 @@ func TestDecodeRejectsTruncationProperty(t *testing.T) {
 		m := codecDrawMessage(t, Kind(rapid.IntRange(1, int(kindEnd)-1).Draw(t, "kind")))
 		enc := Encode(nil, m)
 		n := rapid.IntRange(0, len(enc)-1).Draw(t, "cut")
-		requireDecodeError(t, fmt.Sprintf("%T truncated to %d of %d bytes", m, n, len(enc)), enc[:n])
+		codecRequireDecodeError(t, fmt.Sprintf("%T truncated to %d of %d bytes", m, n, len(enc)), enc[:n])
 	})
 }
 
@@ -556,7 +556,7 @@ func TestDecodeRejectsOversizedLengths(t *testing.T) {
 		}),
 	}
 	for name, b := range cases {
-		requireDecodeError(t, name, b)
+		codecRequireDecodeError(t, name, b)
 	}
 }
 
@@ -566,14 +566,14 @@ func TestDecodeRejectsPartialBlocks(t *testing.T) {
 		e := entry
 		e.Data = make([]byte, n)
 		b := Encode(nil, &Replicate{Vol: 7, Config: Config{Volume: 7}, Commit: 1, Entry: e})
-		requireDecodeError(t, fmt.Sprintf("replicate entry of %d bytes", n), b)
+		codecRequireDecodeError(t, fmt.Sprintf("replicate entry of %d bytes", n), b)
 	}
 	for _, n := range []int{0, 1, BlockSize - 1, BlockSize + 1, 2 * BlockSize} {
 		s := &Sync{Vol: 7, Blocks: []BlockImage{{Block: 1, LSN: 2, Data: make([]byte, n)}}}
-		requireDecodeError(t, fmt.Sprintf("sync block image of %d bytes", n), Encode(nil, s))
+		codecRequireDecodeError(t, fmt.Sprintf("sync block image of %d bytes", n), Encode(nil, s))
 		// The bad image may also follow a good one.
 		s.Blocks = append([]BlockImage{{Block: 0, LSN: 1, Data: make([]byte, BlockSize)}}, s.Blocks...)
-		requireDecodeError(t, fmt.Sprintf("second sync block image of %d bytes", n), Encode(nil, s))
+		codecRequireDecodeError(t, fmt.Sprintf("second sync block image of %d bytes", n), Encode(nil, s))
 	}
 }
 
@@ -645,7 +645,7 @@ func TestDecodeRejectsBadScalars(t *testing.T) {
 		}),
 	}
 	for name, b := range cases {
-		requireDecodeError(t, name, b)
+		codecRequireDecodeError(t, name, b)
 	}
 }
 

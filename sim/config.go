@@ -146,6 +146,7 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.rf[i] = min(s.rf[i], uint8(s.zones))
 	}
 	// Every volume gets at least one client; the rest attach at random (multi-attach).
+	s.clients = max(s.clients, s.volumes)
 	s.attach = make([][]core.VolumeID, s.clients)
 	for c := 0; c < s.clients; c++ {
 		s.attach[c] = []core.VolumeID{core.VolumeID(c%s.volumes + 1)}
