@@ -38,6 +38,9 @@ func (x *blockIndex) get(block uint64) LSN { return x.byBlock[block] }
 
 // after calls fn for every block last written by an LSN greater than c, in LSN order.
 func (x *blockIndex) after(c LSN, fn func(block uint64, lsn LSN)) {
+	if c == ^LSN(0) {
+		return
+	}
 	x.byLSN.AscendGreaterOrEqual(lsnBlock{c + 1, 0}, func(it lsnBlock) bool {
 		fn(it.block, it.lsn)
 		return true

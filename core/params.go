@@ -61,6 +61,10 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: every timeout must be positive")
 	case p.DriftPPM < 0 || p.DriftPPM >= 100_000:
 		return fmt.Errorf("params: DriftPPM %d out of range [0, 100000)", p.DriftPPM)
+	case p.LeaseMargin < 0:
+		return fmt.Errorf("params: LeaseMargin %d must not be negative (it would lengthen leases)", p.LeaseMargin)
+	case p.Lease > 1<<50 || p.HeartbeatInterval > 1<<50:
+		return fmt.Errorf("params: Lease and HeartbeatInterval must be below 2^50 ns")
 	case p.HeartbeatInterval*2 >= p.Lease:
 		return fmt.Errorf("params: Lease %d must exceed two heartbeat intervals (%d)", p.Lease, p.HeartbeatInterval)
 	case p.MaxPending <= 0 || p.CheckpointEvery <= 0:

@@ -159,7 +159,7 @@ func decodeRecord(b []byte) (*record, error) {
 
 func decodeSnapshot(d *decoder) *snapshot {
 	s := &snapshot{}
-	n := d.length(maxList, 8)
+	n := d.length(maxList, 7)
 	s.vols = make([]volSnap, n)
 	for i := range s.vols {
 		v := &s.vols[i]
@@ -187,7 +187,7 @@ func decodeSnapshot(d *decoder) *snapshot {
 			v.unapplied[j].durable = true
 		}
 	}
-	n = d.length(maxList, 8)
+	n = d.length(maxList, 7) // a Config encodes in at least 7 bytes
 	s.auth = make([]Config, n)
 	for i := range s.auth {
 		d.config(&s.auth[i])

@@ -124,7 +124,9 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.maxFaults = int(between(r, 1, 3))
 		s.params.Lease = pick[int64](r, 400, 800, 1500) * ms
 		s.params.HeartbeatInterval = s.params.Lease / pick[int64](r, 4, 8, 16)
-		s.params.FailTimeout = s.params.Lease + pick[int64](r, 100, 400, 1000)*ms
+		// Sometimes shorter than the lease: then only the promise keeps a secondary from
+		// seeking promotion while the old primary's lease may still be valid.
+		s.params.FailTimeout = pick(r, s.params.Lease/2, s.params.Lease+100*ms, s.params.Lease+pick[int64](r, 400, 1000)*ms)
 		s.params.ShrinkTimeout = pick[int64](r, 200, 500, 800) * ms
 		s.params.CheckpointEvery = int(pick[int64](r, 16, 128, 512))
 	}
