@@ -70,10 +70,25 @@ func NewClient(p ClientParams) *Client {
 // InFlight is the number of unfinished operations.
 func (c *Client) InFlight() int { return len(c.ops) }
 
-// CanSubmit reports whether another operation fits the in-flight bound.
-func (c *Client) CanSubmit() bool { return len(c.ops) < c.p.MaxInFlight }
+// CanSubmit reports whether another operation fits the in-flight bound. Besides the
+// count, the ids of unfinished requests must span fewer than the replicas' deduplication
+// window, so a retried write is always recognised.
+func (c *Client) CanSubmit() bool {
+	if len(c.ops) >= c.p.MaxInFlight {
+		return false
+	}
+	return len(c.ops) == 0 || c.nextReq+1-c.ops[0].req < dedupPerClient
+}
+
+func (c *Client) oldest() uint64 {
+	if len(c.ops) == 0 {
+		return c.nextReq + 1
+	}
+	return c.ops[0].req
+}
 
 // Write starts a write of data (whole blocks) at block; it returns the request id.
+// When CanSubmit is false the operation completes at once with StatusBusy.
 func (c *Client) Write(now int64, vol VolumeID, block uint64, data []byte) uint64 {
 	return c.submit(now, &clientOp{vol: vol, write: true, block: block, data: data, count: uint32(len(data) / BlockSize)})
 }
@@ -85,8 +100,14 @@ func (c *Client) Read(now int64, vol VolumeID, block uint64, count uint32) uint6
 
 func (c *Client) submit(now int64, op *clientOp) uint64 {
 	c.now = max(c.now, now)
+	full := !c.CanSubmit()
 	c.nextReq++
 	op.req, op.start = c.nextReq, c.now
+	if full {
+		// Callers should wait for CanSubmit; an operation beyond the bound never starts.
+		c.done = append(c.done, Completion{Req: op.req, Vol: op.vol, Status: StatusBusy})
+		return op.req
+	}
 	c.ops = append(c.ops, op)
 	c.attempt(op)
 	return op.req
@@ -116,7 +137,7 @@ func (c *Client) attempt(op *clientOp) {
 	op.attempts++
 	if op.write {
 		c.out = append(c.out, Envelope{To: cfg.Primary, Msg: &ClientWrite{Vol: op.vol, Epoch: cfg.Epoch, Client: c.p.Session,
-			Req: op.req, Block: op.block, Data: op.data}})
+			Req: op.req, Oldest: c.oldest(), Block: op.block, Data: op.data}})
 	} else {
 		c.out = append(c.out, Envelope{To: cfg.Primary, Msg: &ClientRead{Vol: op.vol, Epoch: cfg.Epoch, Client: c.p.Session,
 			Req: op.req, Block: op.block, Count: op.count}})

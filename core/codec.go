@@ -219,6 +219,7 @@ func (e *encoder) entry(x *Entry) {
 	e.u64(uint64(x.Epoch))
 	e.u64(x.Client)
 	e.u64(x.Req)
+	e.u64(x.Oldest)
 	e.u64(x.Block)
 	e.bytes(x.Data)
 }
@@ -228,6 +229,7 @@ func (d *decoder) entry(x *Entry) {
 	x.Epoch = Epoch(d.u64())
 	x.Client = d.u64()
 	x.Req = d.u64()
+	x.Oldest = d.u64()
 	x.Block = d.u64()
 	x.Data = d.bytes()
 	if len(x.Data)%BlockSize != 0 {
@@ -240,6 +242,7 @@ func (m *ClientWrite) encode(e *encoder) {
 	e.u64(uint64(m.Epoch))
 	e.u64(m.Client)
 	e.u64(m.Req)
+	e.u64(m.Oldest)
 	e.u64(m.Block)
 	e.bytes(m.Data)
 	e.bool(m.FUA)
@@ -250,6 +253,7 @@ func (m *ClientWrite) decode(d *decoder) {
 	m.Epoch = Epoch(d.u64())
 	m.Client = d.u64()
 	m.Req = d.u64()
+	m.Oldest = d.u64()
 	m.Block = d.u64()
 	m.Data = d.bytes()
 	m.FUA = d.bool()
@@ -399,17 +403,18 @@ func (e *encoder) dedup(v []DedupRec) {
 		e.u64(r.Client)
 		e.u64(r.Req)
 		e.u64(uint64(r.LSN))
+		e.u64(r.Oldest)
 	}
 }
 
 func (d *decoder) dedup() []DedupRec {
-	n := d.length(maxList, 3)
+	n := d.length(maxList, 4)
 	if n == 0 {
 		return nil
 	}
 	v := make([]DedupRec, n)
 	for i := range v {
-		v[i] = DedupRec{Client: d.u64(), Req: d.u64(), LSN: LSN(d.u64())}
+		v[i] = DedupRec{Client: d.u64(), Req: d.u64(), LSN: LSN(d.u64()), Oldest: d.u64()}
 	}
 	return v
 }

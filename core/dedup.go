@@ -16,8 +16,9 @@ type dedupTable struct {
 }
 
 type clientReqs struct {
-	recs []DedupRec // oldest first, at most dedupPerClient
-	last LSN
+	recs   []DedupRec // oldest first, at most dedupPerClient
+	last   LSN
+	oldest uint64 // requests below this are finished at the client
 }
 
 func newDedupTable() *dedupTable { return &dedupTable{clients: map[uint64]*clientReqs{}} }
@@ -44,11 +45,25 @@ func (t *dedupTable) add(r DedupRec) {
 		c = &clientReqs{}
 		t.clients[r.Client] = c
 	}
+	if r.Oldest > c.oldest {
+		// The client finished everything below Oldest: forget those requests. A client
+		// keeps its unfinished requests within dedupPerClient ids (Client.CanSubmit), so
+		// what remains always fits.
+		c.oldest = r.Oldest
+		c.recs = slices.DeleteFunc(c.recs, func(x DedupRec) bool { return x.Req < c.oldest })
+	}
 	if len(c.recs) >= dedupPerClient {
 		c.recs = slices.Delete(c.recs, 0, 1)
 	}
 	c.recs = append(c.recs, r)
 	c.last = max(c.last, r.LSN)
+}
+
+// finished reports whether the client has already finished req (answered or abandoned):
+// such a request, arriving late, must never be applied.
+func (t *dedupTable) finished(client, req uint64) bool {
+	c := t.clients[client]
+	return c != nil && req < c.oldest
 }
 
 // evict drops the client whose latest write is oldest (ties: lowest id), independent of map order.

@@ -37,6 +37,7 @@ type ClientWrite struct {
 	Epoch  Epoch
 	Client uint64
 	Req    uint64
+	Oldest uint64 // the client's oldest unfinished request: older ones are never applied
 	Block  uint64
 	Data   []byte
 	FUA    bool

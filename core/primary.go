@@ -122,11 +122,14 @@ func (n *Node) clientWrite(from Addr, m *ClientWrite) {
 		}
 		return
 	}
+	if v.dedup.finished(m.Client, m.Req) {
+		return // a late duplicate of a request the client has finished with
+	}
 	if len(v.unapplied) >= n.p.MaxPending {
 		n.send(from, &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req, Status: StatusBusy})
 		return
 	}
-	e := &Entry{LSN: v.last + 1, Epoch: v.cfg.Epoch, Client: m.Client, Req: m.Req, Block: m.Block, Data: m.Data}
+	e := &Entry{LSN: v.last + 1, Epoch: v.cfg.Epoch, Client: m.Client, Req: m.Req, Oldest: m.Oldest, Block: m.Block, Data: m.Data}
 	prevEpoch := v.lastEpoch
 	mu := &mutation{entry: e}
 	v.logMutation(mu)

@@ -92,6 +92,7 @@ type Entry struct {
 	Epoch  Epoch // epoch of the primary that created it
 	Client uint64
 	Req    uint64
+	Oldest uint64 // the client's oldest unfinished request when it sent this one
 	Block  uint64
 	Data   []byte
 }
@@ -111,6 +112,7 @@ type DedupRec struct {
 	Client uint64
 	Req    uint64
 	LSN    LSN
+	Oldest uint64 // requests of this client below Oldest are finished: never apply them
 }
 
 // Status is the outcome carried by replies.

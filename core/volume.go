@@ -46,7 +46,7 @@ func (v *volume) logMutation(m *mutation) {
 		v.last, v.lastEpoch = e.LSN, e.Epoch
 		v.epochs.set(e.LSN, e.Epoch)
 		if e.Client != 0 {
-			v.dedup.add(DedupRec{Client: e.Client, Req: e.Req, LSN: e.LSN})
+			v.dedup.add(DedupRec{Client: e.Client, Req: e.Req, LSN: e.LSN, Oldest: e.Oldest})
 		}
 		return
 	}

@@ -49,7 +49,7 @@ func (sc *simClient) start(at int64) {
 		if len(sc.pending) < w.s.inFlight && sc.c.CanSubmit() {
 			sc.issue()
 		}
-		w.q.after(100_000+w.wrkR.Int63n(w.s.thinkMax+1), think)
+		w.q.after(500_000+w.wrkR.Int63n(w.s.thinkMax+1), think)
 	}
 	w.q.at(at, think)
 }
@@ -151,6 +151,10 @@ func (sc *simClient) flush() {
 			}
 		}
 		w.mix('O', op.Client, uint64(op.Return-op.Call), nil)
+		if w.o.Trace != nil {
+			w.tracef("op client=%d vol=%d %v block=%d count=%d values=%x call=%.6f unknown=%v status=%v",
+				op.Client, op.Volume, op.Kind, op.Block, op.Count, op.Values, float64(op.Call)/1e9, op.Unknown, d.Status)
+		}
 		w.hist.Add(*op)
 		if f := sc.waiters[d.Req]; f != nil {
 			delete(sc.waiters, d.Req)

@@ -103,11 +103,11 @@ func drawShape(r *core.Rand, o *Options) *shape {
 			s.rf = append(s.rf, pick[uint8](r, 2, 3, 3))
 			b := uint64(pick(r, 8, 16, 32, 64))
 			s.blocks = append(s.blocks, b)
-			s.hotBlocks = append(s.hotBlocks, min(b, uint64(pick(r, 4, 8, 16, 64))))
+			s.hotBlocks = append(s.hotBlocks, min(b, uint64(pick(r, 8, 16, 64))))
 		}
 		s.inFlight = int(between(r, 1, 3))
 		s.maxCount = uint32(between(r, 1, 3))
-		s.thinkMax = between(r, 0, 30) * ms
+		s.thinkMax = between(r, 1, 30) * ms
 		s.readPct = int(between(r, 20, 70))
 		s.delayBase = between(r, 50_000, 2*ms)
 		s.delayJit = between(r, 0, 3*ms)

@@ -49,6 +49,7 @@ type simFlags struct {
 	nodes    int
 	volumes  int
 	clients  int
+	failFast bool
 }
 
 func simMain(args []string, stdout, stderr io.Writer) int {
@@ -67,6 +68,7 @@ func simMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.nodes, "nodes", 0, "override the number of nodes (0: the seed decides)")
 	fs.IntVar(&f.volumes, "volumes", 0, "override the number of volumes (0: the seed decides)")
 	fs.IntVar(&f.clients, "clients", 0, "override the number of clients (0: the seed decides)")
+	fs.BoolVar(&f.failFast, "fail-fast", false, "stop starting new seeds after the first failure (campaigns)")
 	fs.Usage = func() { fmt.Fprint(stderr, simUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -164,6 +166,8 @@ type campaignSummary struct {
 	Failovers      int      `json:"failovers"`
 	Unnecessary    int      `json:"unnecessary_failovers"`
 	CheckSeconds   float64  `json:"check_seconds"`
+	MaxCheck       float64  `json:"max_check_seconds"`
+	MaxCheckSeed   uint64   `json:"max_check_seed"`
 }
 
 func isTerminal(w io.Writer) bool {
@@ -180,7 +184,7 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 	results := make([]sim.Result, f.seeds)
 	next := 0
 	var mu sync.Mutex
-	done := 0
+	done, failed := 0, 0
 	tty := isTerminal(stderr)
 	var wg sync.WaitGroup
 	for i := 0; i < min(f.workers, f.seeds); i++ {
@@ -191,8 +195,9 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 				mu.Lock()
 				k := next
 				next++
+				stop := f.failFast && failed > 0
 				mu.Unlock()
-				if k >= f.seeds {
+				if k >= f.seeds || stop {
 					return
 				}
 				r := sim.Run(f.options(f.from + uint64(k)))
@@ -200,6 +205,7 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 				results[k] = r
 				done++
 				if r.Result != "ok" {
+					failed++
 					if tty {
 						fmt.Fprint(stderr, "\r\033[K")
 					}
@@ -221,14 +227,20 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 	if tty {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
-	s := campaignSummary{Seeds: f.seeds, From: f.from, Failed: []uint64{}}
+	s := campaignSummary{Seeds: done, From: f.from, Failed: []uint64{}}
 	for _, r := range results {
+		if r.Events == 0 {
+			continue // not run (fail-fast)
+		}
 		s.SimSeconds += r.SimSeconds
 		s.Ops += r.Ops
 		s.Events += r.Events
 		s.Failovers += r.Failovers
 		s.Unnecessary += r.UnnecessaryFailovers
 		s.CheckSeconds += r.CheckSeconds
+		if r.CheckSeconds > s.MaxCheck {
+			s.MaxCheck, s.MaxCheckSeed = r.CheckSeconds, r.Seed
+		}
 		switch r.Result {
 		case "ok":
 		case "stuck":

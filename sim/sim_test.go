@@ -1,0 +1,104 @@
+package sim
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// campaignSeeds is how many seeds `make test` runs (CAIRN_SIM_SEEDS overrides).
+func campaignSeeds(t *testing.T) int {
+	if s := os.Getenv("CAIRN_SIM_SEEDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("CAIRN_SIM_SEEDS=%q: want a positive number", s)
+		}
+		return n
+	}
+	if testing.Short() {
+		return 20
+	}
+	return 100
+}
+
+// TestCampaign runs the full fault model over many seeds; every one must pass.
+func TestCampaign(t *testing.T) {
+	n := campaignSeeds(t)
+	results := make([]Result, n)
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = Run(Options{Seed: uint64(1000 + i)})
+			}
+		}()
+	}
+	wg.Wait()
+	failovers, ops := 0, 0
+	for _, r := range results {
+		failovers += r.Failovers
+		ops += r.Ops
+		if r.Result != "ok" {
+			t.Errorf("seed %d: %s: %v\nreproduce with: %s", r.Seed, r.Result, r.Violations, r.Replay)
+		}
+	}
+	t.Logf("%d seeds, %d ops, %d failovers", n, ops, failovers)
+	if failovers == 0 {
+		t.Errorf("no failover in %d seeds: the fault model is not reaching the failover path", n)
+	}
+}
+
+// TestDeterminism: the same seed gives the same trace hash, event count and history.
+func TestDeterminism(t *testing.T) {
+	for _, seed := range []uint64{1, 7, 42, 1234} {
+		a, b := Run(Options{Seed: seed}), Run(Options{Seed: seed})
+		if a.TraceHash != b.TraceHash || a.Events != b.Events || a.Ops != b.Ops || a.Result != b.Result {
+			t.Errorf("seed %d not deterministic: %s/%d/%d/%s vs %s/%d/%d/%s", seed,
+				a.TraceHash, a.Events, a.Ops, a.Result, b.TraceHash, b.Events, b.Ops, b.Result)
+		}
+		if a.Events == 0 || a.Ops == 0 {
+			t.Errorf("seed %d did nothing: %+v", seed, a)
+		}
+	}
+	if Run(Options{Seed: 1}).TraceHash == Run(Options{Seed: 2}).TraceHash {
+		t.Errorf("different seeds gave the same trace hash")
+	}
+}
+
+// TestFaultFree: without faults nothing fails over, times out or is lost.
+func TestFaultFree(t *testing.T) {
+	r := Run(Options{Seed: 5, Scenario: ScenarioFaultFree})
+	if r.Result != "ok" || r.Failovers != 0 || r.OpsUnknown != 0 || r.Crashes+r.Pauses+r.Partitions != 0 {
+		t.Fatalf("fault-free run: %+v", r)
+	}
+	if r.Ops < 10_000 {
+		t.Errorf("fault-free run completed only %d ops", r.Ops)
+	}
+}
+
+func TestPatternRoundTrip(t *testing.T) {
+	b := make([]byte, 4096)
+	for _, v := range []uint64{1, 0xdeadbeef, 1<<48 | 77<<8 | 2} {
+		pattern(b, v)
+		if got := decodeBlock(b); got != v {
+			t.Fatalf("pattern %x decoded as %x", v, got)
+		}
+		b[100] ^= 1
+		if got := decodeBlock(b); got != ^uint64(0) {
+			t.Fatalf("flipped bit decoded as %x, want corrupt", got)
+		}
+	}
+	clear(b)
+	if decodeBlock(b) != 0 {
+		t.Fatal("zero block not 0")
+	}
+}
