@@ -87,10 +87,14 @@ func (a *authority) snapshot() []Config {
 	return out
 }
 
-// recovered re-announces every configuration (pushes lost with the crash).
+// recovered re-announces every configuration (pushes lost with the crash). A change
+// whose append was in flight at the crash may have survived without ever being revealed:
+// it is durable now, so it is issued now.
 func (a *authority) recovered() {
 	for _, id := range a.ids {
-		a.announce(*a.configs[id])
+		c := a.configs[id].Clone()
+		a.n.out.Issued = append(a.n.out.Issued, c)
+		a.announce(c)
 	}
 }
 

@@ -36,8 +36,10 @@ func (sc *simClient) start(at int64) {
 		if w.phase >= 3 {
 			return
 		}
-		sc.c.Tick(w.q.now)
-		sc.flush()
+		if sc.c.InFlight() > 0 {
+			sc.c.Tick(w.q.now)
+			sc.flush()
+		}
 		w.q.after(tickInterval, tick)
 	}
 	w.q.at(at, tick)

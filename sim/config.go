@@ -91,7 +91,7 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.rf = []uint8{3}
 		s.blocks = []uint64{64}
 		s.hotBlocks = []uint64{64}
-		s.inFlight, s.maxCount, s.thinkMax, s.readPct = 2, 2, 2*ms, 50
+		s.inFlight, s.maxCount, s.thinkMax, s.readPct = 1, 2, 20*ms, 50
 		s.delayBase, s.delayJit = 100_000, 100_000
 		s.diskBase, s.diskJit = 50_000, 100_000
 	} else {

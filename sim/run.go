@@ -131,7 +131,8 @@ func (w *world) setup() {
 	for i := 0; i < s.nodes; i++ {
 		p := s.params
 		p.Self, p.Zone, p.Authority, p.Nodes = infos[i].Addr, infos[i].Zone, 1, infos
-		sn := &simNode{addr: p.Self, zone: p.Zone, disk: newDisk(), drift: s.drift[i], offset: s.offset[i], params: p}
+		sn := &simNode{addr: p.Self, zone: p.Zone, disk: newDisk(), drift: s.drift[i], offset: s.offset[i], params: p,
+			tick: max(2*core.Millisecond, min(p.HeartbeatInterval, p.RetransmitTimeout)/4)}
 		w.nodes = append(w.nodes, sn)
 	}
 	for _, sn := range w.nodes {

@@ -102,3 +102,17 @@ func TestPatternRoundTrip(t *testing.T) {
 		t.Fatal("zero block not 0")
 	}
 }
+
+// BenchmarkFaultFree measures simulator speed on the baseline shape: 3 nodes, 1 volume,
+// 4 clients, no faults. Reported: simulated seconds per wall second and events per second.
+func BenchmarkFaultFree(b *testing.B) {
+	var simS, events float64
+	for i := 0; i < b.N; i++ {
+		r := Run(Options{Seed: uint64(i + 1), Scenario: ScenarioFaultFree})
+		simS += r.SimSeconds
+		events += float64(r.Events)
+	}
+	wall := b.Elapsed().Seconds()
+	b.ReportMetric(simS/wall, "sim-s/wall-s")
+	b.ReportMetric(events/wall, "events/s")
+}

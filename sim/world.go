@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"hash/fnv"
 
 	"github.com/cairnstore/cairn/core"
@@ -11,7 +12,7 @@ import (
 )
 
 const (
-	tickInterval  = 10 * core.Millisecond
+	tickInterval  = 10 * core.Millisecond // clients' retry granularity
 	clientAddr0   = 1000
 	adminAddr     = 999
 	localClockMin = 10 * core.Second
@@ -71,6 +72,7 @@ type simNode struct {
 	offset      int64
 	diskFree    int64
 	params      core.Params
+	tick        int64 // how often the node's core is ticked (real time)
 }
 
 func (w *world) local(sn *simNode) int64 {
@@ -107,9 +109,15 @@ func (w *world) mix(kind byte, a, b uint64, data []byte) {
 	binary.LittleEndian.PutUint64(w.hbuf[8:], a)
 	binary.LittleEndian.PutUint64(w.hbuf[16:], b)
 	w.hbuf[24] = kind
+	if len(data) > 0 {
+		binary.LittleEndian.PutUint32(w.hbuf[25:], crc32.Checksum(data, castagnoli))
+		w.hash.Write(w.hbuf[:29])
+		return
+	}
 	w.hash.Write(w.hbuf[:25])
-	w.hash.Write(data)
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func newWorld(o *Options) *world {
 	root := core.NewRand(o.Seed)
@@ -144,10 +152,10 @@ func (w *world) startNode(sn *simNode) {
 		if !sn.up || sn.incarnation != inc {
 			return
 		}
-		w.q.after(tickInterval, tick)
+		w.q.after(sn.tick, tick)
 		w.onNode(sn, func() { sn.n.Tick(w.local(sn)) })
 	}
-	w.q.after(tickInterval, tick)
+	w.q.after(sn.tick, tick)
 }
 
 // onNode runs f on a node now, or when it resumes if it is paused.
@@ -231,7 +239,13 @@ func (w *world) onIssued(c core.Config) {
 	hist := w.issued[c.Volume]
 	if len(hist) > 0 {
 		prev := hist[len(hist)-1].cfg
-		if c.Epoch <= prev.Epoch {
+		if c.Epoch == prev.Epoch {
+			if c.String() != prev.String() {
+				w.violation("authority issued two configurations for epoch %d: %v and %v", c.Epoch, prev, c)
+			}
+			return // re-issued after the authority restarted
+		}
+		if c.Epoch < prev.Epoch {
 			w.violation("authority issued epoch %d for volume %d after epoch %d", c.Epoch, c.Volume, prev.Epoch)
 		}
 		if prev.Primary != c.Primary {
