@@ -98,7 +98,7 @@ func (a *authority) recovered() {
 	}
 }
 
-// Config returns the authority's current configuration of vol (for drivers and checks).
+// AuthorityConfig returns the authority's current configuration of vol (for drivers and checks).
 func (n *Node) AuthorityConfig(vol VolumeID) (Config, bool) {
 	if n.auth == nil {
 		return Config{}, false

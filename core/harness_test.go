@@ -206,15 +206,6 @@ func (c *cluster) completeOne(h *hnode) {
 	h.n.StorageDone(c.clock(h), op.Seq, nil)
 }
 
-// completeOps completes k of a manual node's storage ops, in order.
-func (c *cluster) completeOps(a Addr, k int) {
-	h := c.node(a)
-	for ; k > 0 && len(h.st.inflight) > 0; k-- {
-		c.completeOne(h)
-		c.flush(h)
-	}
-}
-
 func (c *cluster) flushClient() {
 	envs, comps := c.cl.Drain()
 	for _, e := range envs {

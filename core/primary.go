@@ -25,6 +25,7 @@ type member struct {
 	healthyAt  int64 // last time it was caught up or advancing
 	leaseUntil int64 // its promise, on our clock
 	wantState  bool  // its log diverges: ask for its state
+	heard      bool  // it has acknowledged since we became primary: match is meaningful
 	lastSync   int64
 	lastResend int64
 }
@@ -265,7 +266,7 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 	if m == nil {
 		return
 	}
-	m.lastAck = n.now
+	m.lastAck, m.heard = n.now, true
 	if a.EchoSentAt != 0 {
 		m.leaseUntil = max(m.leaseUntil, n.p.leaseFrom(a.EchoSentAt))
 	}
@@ -295,8 +296,8 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 // pump sends a member the entries after the ones already sent, within the window;
 // entries it lacks that are no longer in memory need a delta instead.
 func (n *Node) pump(v *volume, to Addr, m *member) {
-	if m.wantState || m.sent >= v.last {
-		return
+	if m.wantState || m.sent >= v.last || !m.heard {
+		return // (a member we have not heard from yet answers the first heartbeat with its position)
 	}
 	if m.match < v.applied && m.sent < v.applied {
 		// Not in memory any more: ask for its state, then send a delta.

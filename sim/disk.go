@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cairnstore/cairn/core"
@@ -25,7 +24,6 @@ type blockKey struct {
 	block uint64
 }
 
-var errDiskNotStarted = errors.New("sim: disk read before load")
 
 func newDisk() *disk {
 	return &disk{durable: map[blockKey][]byte{}, volatile: map[blockKey][]byte{}}
