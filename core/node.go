@@ -114,7 +114,8 @@ func (n *Node) restoreSnapshot(s *snapshot) error {
 	for i := range s.vols {
 		vs := &s.vols[i]
 		v := n.addVolume(vs.cfg)
-		v.last, v.lastEpoch, v.commit = vs.last, vs.lastEpoch, vs.commit
+		v.last, v.lastEpoch, v.commit, v.promoteFrom = vs.last, vs.lastEpoch, vs.commit, vs.promote
+		v.promoteDurable = true
 		v.durable, v.durableEpoch = vs.last, vs.lastEpoch
 		for _, b := range vs.index {
 			v.index.set(b.Block, b.LSN)
@@ -162,6 +163,10 @@ func (n *Node) replay(r *record) error {
 		v.durable, v.durableEpoch = v.last, v.lastEpoch
 		if err := n.writeMutation(v, m); err != nil {
 			return err
+		}
+	case recPromote:
+		if v := n.vols[r.vol]; v != nil {
+			v.promoteFrom, v.promoteDurable = max(v.promoteFrom, r.epoch), true
 		}
 	case recAuth:
 		if n.auth == nil {
@@ -276,7 +281,7 @@ func (n *Node) maybeCheckpoint() {
 	s := &snapshot{}
 	for _, id := range n.volIDs {
 		v := n.vols[id]
-		vs := volSnap{cfg: v.cfg.Clone(), last: v.last, lastEpoch: v.lastEpoch, commit: v.commit,
+		vs := volSnap{cfg: v.cfg.Clone(), last: v.last, lastEpoch: v.lastEpoch, commit: v.commit, promote: v.promoteFrom,
 			index: v.index.all(), dedup: v.dedup.upTo(^LSN(0)), epochs: v.epochs.list()}
 		for _, m := range v.unapplied {
 			vs.unapplied = append(vs.unapplied, *m)

@@ -12,6 +12,7 @@ const (
 	recSync                        // a replica was brought to its primary's state
 	recAuth                        // the authority changed a volume's configuration
 	recSnapshot                    // checkpoint: the node's whole durable state
+	recPromote                     // a replica is about to ask to be promoted from an epoch
 )
 
 // mutation is a log change whose blocks may not be in the block store yet.
@@ -50,6 +51,13 @@ func encodeRecSync(s *Sync) []byte {
 	return e.b
 }
 
+func encodeRecPromote(vol VolumeID, from Epoch) []byte {
+	e := encoder{b: []byte{byte(recPromote)}}
+	e.u64(uint64(vol))
+	e.u64(uint64(from))
+	return e.b
+}
+
 func encodeRecAuth(c *Config, deleted bool) []byte {
 	e := encoder{b: []byte{byte(recAuth)}}
 	e.config(c)
@@ -63,6 +71,7 @@ type volSnap struct {
 	last      LSN
 	lastEpoch Epoch
 	commit    LSN
+	promote   Epoch        // highest epoch this replica asked to be promoted from
 	index     []BlockImage // Data empty: block -> LSN
 	dedup     []DedupRec
 	epochs    []DedupRec // Client unused; Req = epoch, LSN = lsn
@@ -83,6 +92,7 @@ func encodeSnapshot(s *snapshot) []byte {
 		e.u64(uint64(v.last))
 		e.u64(uint64(v.lastEpoch))
 		e.u64(uint64(v.commit))
+		e.u64(uint64(v.promote))
 		e.u64(uint64(len(v.index)))
 		for _, b := range v.index {
 			e.u64(b.Block)
@@ -115,6 +125,7 @@ type record struct {
 	commit  LSN
 	cfg     Config
 	deleted bool
+	epoch   Epoch
 	entry   *Entry
 	sync    *Sync
 	snap    *snapshot
@@ -143,6 +154,9 @@ func decodeRecord(b []byte) (*record, error) {
 		d.config(&r.cfg)
 		r.deleted = d.bool()
 		r.vol = r.cfg.Volume
+	case recPromote:
+		r.vol = VolumeID(d.u32())
+		r.epoch = Epoch(d.u64())
 	case recSnapshot:
 		r.snap = decodeSnapshot(&d)
 	default:
@@ -167,6 +181,7 @@ func decodeSnapshot(d *decoder) *snapshot {
 		v.last = LSN(d.u64())
 		v.lastEpoch = Epoch(d.u64())
 		v.commit = LSN(d.u64())
+		v.promote = Epoch(d.u64())
 		k := d.length(maxList, 2)
 		v.index = make([]BlockImage, k)
 		for j := range v.index {

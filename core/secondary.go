@@ -117,13 +117,19 @@ func (n *Node) onHeartbeat(from Addr, m *Heartbeat) {
 	if v == nil {
 		return
 	}
-	// The promise: we will not seek promotion before now + L on our clock.
-	v.promiseUntil = max(v.promiseUntil, n.now+n.p.Lease)
 	v.commit = max(v.commit, min(m.Commit, v.matched))
 	if m.WantState {
 		v.lastNeedSync = 0
 		n.needSync(v)
 	}
+	if v.cfg.Epoch <= v.promoteFrom {
+		// We asked to replace this primary; that request may still win. No promise: the
+		// primary's lease lapses and it shrinks us out (or we are promoted).
+		n.sendAckToPrimary(v, 0)
+		return
+	}
+	// The promise: we will not seek promotion before now + L on our clock.
+	v.promiseUntil = max(v.promiseUntil, n.now+n.p.Lease)
 	n.sendAckToPrimary(v, m.SentAt)
 }
 
@@ -156,6 +162,31 @@ func (n *Node) onHealthResult(r *HealthResult) {
 	v.wantPromote = true
 }
 
+// requestPromotion asks the authority to promote us from our epoch, once the intent is
+// durable (so a restart still withholds promises at that epoch).
+func (n *Node) requestPromotion(v *volume) {
+	from := v.cfg.Epoch
+	send := func() {
+		n.authReqID++
+		n.send(n.p.Authority, &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: from, Node: n.p.Self})
+	}
+	if v.promoteFrom == from && v.promoteDurable {
+		send()
+		return
+	}
+	if v.promoteFrom < from {
+		v.promoteFrom, v.promoteDurable = from, false
+		n.append(encodeRecPromote(v.cfg.Volume, from), func() {
+			if v.promoteFrom == from {
+				v.promoteDurable = true
+				if v.wantPromote && v.cfg.Epoch == from {
+					send()
+				}
+			}
+		})
+	}
+}
+
 func (n *Node) secondaryTick(v *volume) {
 	if !v.cfg.IsInSync(n.p.Self) {
 		v.wantPromote, v.healthPending = false, false
@@ -164,8 +195,7 @@ func (n *Node) secondaryTick(v *volume) {
 	if v.wantPromote {
 		if n.now >= v.promiseUntil && n.now >= n.restartHold && n.now-v.promoteSent >= 3*n.p.RetransmitTimeout {
 			v.promoteSent = n.now
-			n.authReqID++
-			n.send(n.p.Authority, &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: n.p.Self})
+			n.requestPromotion(v)
 		}
 		return
 	}

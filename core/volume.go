@@ -31,9 +31,14 @@ type volume struct {
 	healthSent    int64
 	wantPromote   bool
 	promoteSent   int64
-	lastNeedSync  int64
-	early         map[LSN]*Replicate // replicates ahead of our log, waiting for a gap to fill
-	earlyEpoch    Epoch
+	// promoteFrom: the highest epoch we asked to be promoted from (journaled before the
+	// request is sent). A request may still win while it is in flight, so we never promise
+	// to a primary at that epoch or an older one.
+	promoteFrom    Epoch
+	promoteDurable bool
+	lastNeedSync   int64
+	early          map[LSN]*Replicate // replicates ahead of our log, waiting for a gap to fill
+	earlyEpoch     Epoch
 }
 
 func newVolume(cfg Config) *volume {
