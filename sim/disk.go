@@ -24,7 +24,6 @@ type blockKey struct {
 	block uint64
 }
 
-
 func newDisk() *disk {
 	return &disk{durable: map[blockKey][]byte{}, volatile: map[blockKey][]byte{}}
 }
