@@ -37,7 +37,7 @@ var mutants = []mutant{
 		file:  "core/secondary.go",
 		from:  "if n.now >= v.promiseUntil && n.now >= n.restartHold && ",
 		to:    "if ",
-		seeds: 120,
+		seeds: 200,
 	},
 }
 

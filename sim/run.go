@@ -196,13 +196,19 @@ func (w *world) finalReads(done func()) {
 }
 
 // finalRead retries a read until it succeeds (every attempt is recorded in the history).
+// It waits while the client is at its in-flight bound, and retries on a later event, never
+// from inside the completion.
 func (w *world) finalRead(sc *simClient, vol core.VolumeID, block uint64, n uint32, done func()) {
+	if !sc.c.CanSubmit() {
+		w.q.after(tickInterval, func() { w.finalRead(sc, vol, block, n, done) })
+		return
+	}
 	sc.read(vol, block, n, func(op *histories.Op) {
 		if !op.Unknown {
 			done()
 			return
 		}
-		w.finalRead(sc, vol, block, n, done)
+		w.q.after(tickInterval, func() { w.finalRead(sc, vol, block, n, done) })
 	})
 }
 
