@@ -24,6 +24,7 @@ type member struct {
 	lastAck    int64 // last ack at our epoch
 	healthyAt  int64 // last time it was caught up or advancing
 	leaseUntil int64 // its promise, on our clock
+	promisedAt int64 // when its last promise arrived
 	wantState  bool  // its log diverges: ask for its state
 	heard      bool  // it has acknowledged since we became primary: match is meaningful
 	lastSync   int64
@@ -40,7 +41,7 @@ func (n *Node) startPrimary(v *volume) {
 	p := &primaryState{members: map[Addr]*member{}, reconcileUpto: v.last, waiters: map[LSN][]waiter{}}
 	for _, r := range v.cfg.Replicas {
 		if r != n.p.Self {
-			p.members[r] = &member{lastAck: n.now, healthyAt: n.now}
+			p.members[r] = &member{lastAck: n.now, healthyAt: n.now, promisedAt: n.now}
 		}
 	}
 	v.prim = p
@@ -269,6 +270,7 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 	m.lastAck, m.heard = n.now, true
 	if a.EchoSentAt != 0 {
 		m.leaseUntil = max(m.leaseUntil, n.p.leaseFrom(a.EchoSentAt))
+		m.promisedAt = n.now
 	}
 	if a.NeedSync {
 		n.sendSync(v, from, m, a)
@@ -408,7 +410,10 @@ func (n *Node) reconfigure(v *volume) {
 			continue
 		}
 		m := p.members[r]
-		if n.now-m.lastAck > n.p.ShrinkTimeout || n.now-m.healthyAt > n.p.ShrinkTimeout {
+		// A member that acks but withholds its promise (it asked to be promoted) keeps our
+		// lease from renewing: shrink it too, after a few heartbeats without one.
+		noPromise := n.now-m.promisedAt > max(n.p.ShrinkTimeout, 2*n.p.HeartbeatInterval+n.p.RetransmitTimeout)
+		if n.now-m.lastAck > n.p.ShrinkTimeout || n.now-m.healthyAt > n.p.ShrinkTimeout || noPromise {
 			n.sendAuth(v, OpShrink, r)
 			return
 		}

@@ -62,10 +62,53 @@ func splitVolume(all []Op, idx []int) ([]partition, error) {
 	parts := make([]partition, 0, len(byBlock))
 	for _, b := range slices.Sorted(maps.Keys(byBlock)) {
 		p := byBlock[b]
+		p.ops = tightenUnknownWrites(p.ops)
 		assignClientIDs(p.ops)
 		parts = append(parts, *p)
 	}
 	return parts, nil
+}
+
+// tightenUnknownWrites rewrites writes of unknown outcome, which Porcupine must otherwise
+// treat as pending forever (each one multiplies the search), in two ways that give
+// exactly the same verdict. Both apply only to a value written once in the partition and
+// never to 0 (the initial state), so a read of that value can only have seen that write:
+//   - a write no known read observed is dropped: it can always be linearized after every
+//     other operation, where it changes no read;
+//   - a write some read observed took effect before each such read's linearization point,
+//     so before the earliest of their returns: that becomes its return.
+//
+// A read that returned before the write was even called is left alone (it is a violation,
+// and Porcupine reports it).
+func tightenUnknownWrites(ops []porcupine.Operation) []porcupine.Operation {
+	writes := make(map[uint64]int)
+	seenBy := make(map[uint64]int64) // value -> earliest return of a known read of it
+	for _, o := range ops {
+		in, out := o.Input.(blockCall), o.Output.(blockReturn)
+		switch {
+		case in.kind == Write:
+			writes[in.value]++
+		case !out.unknown:
+			if r, ok := seenBy[out.value]; !ok || o.Return < r {
+				seenBy[out.value] = o.Return
+			}
+		}
+	}
+	kept := ops[:0:0]
+	for _, o := range ops {
+		in, out := o.Input.(blockCall), o.Output.(blockReturn)
+		if in.kind == Write && out.unknown && in.value != 0 && writes[in.value] == 1 {
+			r, seen := seenBy[in.value]
+			if !seen {
+				continue
+			}
+			if r >= o.Call {
+				o.Return = r
+			}
+		}
+		kept = append(kept, o)
+	}
+	return kept
 }
 
 // assignClientIDs numbers the clients of a partition densely from 0 in

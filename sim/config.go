@@ -41,6 +41,7 @@ type shape struct {
 	maxCount  uint32   // blocks per op
 	thinkMax  int64
 	readPct   int
+	opTimeout int64 // client gives up (outcome unknown) after this long
 
 	// network
 	delayBase  int64
@@ -92,6 +93,7 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.blocks = []uint64{64}
 		s.hotBlocks = []uint64{64}
 		s.inFlight, s.maxCount, s.thinkMax, s.readPct = 1, 2, 20*ms, 50
+		s.opTimeout = 5 * core.Second
 		s.delayBase, s.delayJit = 100_000, 100_000
 		s.diskBase, s.diskJit = 50_000, 100_000
 	} else {
@@ -109,6 +111,9 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.maxCount = uint32(between(r, 1, 3))
 		s.thinkMax = between(r, 1, 30) * ms
 		s.readPct = int(between(r, 20, 70))
+		// Short timeouts leave writes of unknown outcome in the history (they may still
+		// take effect later), the hardest case for the checker.
+		s.opTimeout = pick[int64](r, 600, 1500, 5000) * ms
 		s.delayBase = between(r, 50_000, 2*ms)
 		s.delayJit = between(r, 0, 3*ms)
 		s.tailPPM = uint32(between(r, 0, 50_000))
