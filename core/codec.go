@@ -478,3 +478,33 @@ func (m *ConfigPush) encode(e *encoder)    { e.config(&m.Config) }
 func (m *ConfigPush) decode(d *decoder)    { d.config(&m.Config) }
 func (m *ConfigPushAck) encode(e *encoder) { e.u64(uint64(m.Vol)); e.u64(uint64(m.Epoch)) }
 func (m *ConfigPushAck) decode(d *decoder) { m.Vol = VolumeID(d.u32()); m.Epoch = Epoch(d.u64()) }
+
+func (m *RepairRequest) encode(e *encoder) {
+	e.u64(uint64(m.Vol))
+	e.u64(m.Block)
+	e.u64(uint64(m.LSN))
+}
+func (m *RepairRequest) decode(d *decoder) {
+	m.Vol = VolumeID(d.u32())
+	m.Block = d.u64()
+	m.LSN = LSN(d.u64())
+}
+
+func (m *RepairReply) encode(e *encoder) {
+	e.u64(uint64(m.Vol))
+	e.u64(m.Block)
+	e.u64(uint64(m.LSN))
+	e.bool(m.OK)
+	e.bytes(m.Data)
+}
+
+func (m *RepairReply) decode(d *decoder) {
+	m.Vol = VolumeID(d.u32())
+	m.Block = d.u64()
+	m.LSN = LSN(d.u64())
+	m.OK = d.bool()
+	m.Data = d.bytes()
+	if len(m.Data) != 0 && len(m.Data) != BlockSize {
+		d.fail("repair data of %d bytes", len(m.Data))
+	}
+}

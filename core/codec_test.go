@@ -264,6 +264,15 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 		return &ConfigPush{Config: codecDrawConfig(t, "config")}
 	case KindConfigPushAck:
 		return &ConfigPushAck{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch"))}
+	case KindRepairRequest:
+		return &RepairRequest{Vol: VolumeID(u32("vol")), Block: u64("block"), LSN: LSN(u64("lsn"))}
+	case KindRepairReply:
+		ok := bl("ok")
+		var data []byte
+		if ok {
+			data = codecDrawBlocks(t, 1, "data")
+		}
+		return &RepairReply{Vol: VolumeID(u32("vol")), Block: u64("block"), LSN: LSN(u64("lsn")), OK: ok, Data: data}
 	}
 	t.Fatalf("codecDrawMessage: no generator for kind %d", k)
 	return nil
@@ -295,6 +304,8 @@ func codecSampleMessages() []Message {
 		&HealthResult{Vol: 7, Epoch: 4, Healthy: true, Config: cfg},
 		&ConfigPush{Config: cfg},
 		&ConfigPushAck{Vol: 7, Epoch: 5},
+		&RepairRequest{Vol: 7, Block: 12, LSN: 99},
+		&RepairReply{Vol: 7, Block: 12, LSN: 99, OK: true, Data: make([]byte, BlockSize)},
 	}
 }
 

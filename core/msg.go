@@ -28,6 +28,8 @@ const (
 	KindHealthResult
 	KindConfigPush
 	KindConfigPushAck
+	KindRepairRequest
+	KindRepairReply
 	kindEnd
 )
 
@@ -176,6 +178,26 @@ type ConfigPushAck struct {
 	Epoch Epoch
 }
 
+// RepairRequest asks another replica for a block this replica found corrupt, at the LSN
+// that last wrote it (only committed versions are repaired: they are identical everywhere).
+type RepairRequest struct {
+	Vol   VolumeID
+	Block uint64
+	LSN   LSN
+}
+
+// RepairReply answers a RepairRequest; OK only when the sender holds that version intact.
+type RepairReply struct {
+	Vol   VolumeID
+	Block uint64
+	LSN   LSN
+	OK    bool
+	Data  []byte
+}
+
+func (*RepairRequest) Kind() Kind { return KindRepairRequest }
+func (*RepairReply) Kind() Kind   { return KindRepairReply }
+
 func (*ClientWrite) Kind() Kind   { return KindClientWrite }
 func (*ClientRead) Kind() Kind    { return KindClientRead }
 func (*ClientReply) Kind() Kind   { return KindClientReply }
@@ -224,6 +246,10 @@ func newMessage(k Kind) Message {
 		return &ConfigPush{}
 	case KindConfigPushAck:
 		return &ConfigPushAck{}
+	case KindRepairRequest:
+		return &RepairRequest{}
+	case KindRepairReply:
+		return &RepairReply{}
 	}
 	return nil
 }

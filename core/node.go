@@ -250,6 +250,10 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 		n.send(from, &ConfigPushAck{Vol: m.Config.Volume, Epoch: m.Config.Epoch})
 	case *AuthReply:
 		n.onAuthReply(m)
+	case *RepairRequest:
+		n.onRepairRequest(from, m)
+	case *RepairReply:
+		n.onRepairReply(m)
 	case *AuthRequest, *HealthCheck, *ProbeAck, *ConfigPushAck:
 		if n.auth != nil {
 			n.auth.step(from, m)
@@ -267,6 +271,7 @@ func (n *Node) Tick(now int64) {
 		} else {
 			n.secondaryTick(v)
 		}
+		n.scrub(v)
 	}
 	if n.auth != nil {
 		n.auth.tick()

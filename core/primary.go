@@ -1,6 +1,9 @@
 package core
 
-import "slices"
+import (
+	"errors"
+	"slices"
+)
 
 // primaryState is what a node keeps while it is a volume's primary.
 type primaryState struct {
@@ -229,7 +232,10 @@ func (n *Node) clientRead(from Addr, m *ClientRead) {
 		reply.Status = StatusUnavailable
 	default:
 		buf := make([]byte, int(m.Count)*BlockSize)
-		if err := n.st.ReadBlocks(v.cfg.Volume, m.Block, buf); err != nil {
+		var ce *CorruptBlockError
+		if err := n.readBlocks(v, m.Block, buf); errors.As(err, &ce) {
+			reply.Status = StatusUnavailable // never served; repairing from a replica
+		} else if err != nil {
 			reply.Status = StatusIOError
 		} else {
 			reply.Status, reply.Data, reply.Epoch = StatusOK, buf, v.cfg.Epoch
@@ -350,9 +356,8 @@ func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
 		Commit: min(v.commit, v.applied), Dedup: v.dedup.upTo(v.applied)}
 	for _, b := range blocks {
 		data := make([]byte, BlockSize)
-		if err := n.st.ReadBlocks(v.cfg.Volume, b, data); err != nil {
-			n.fatal(err)
-			return
+		if err := n.readBlocks(v, b, data); err != nil {
+			return // a corrupt block is being repaired; the member asks again
 		}
 		s.Blocks = append(s.Blocks, BlockImage{Block: b, LSN: v.index.get(b), Data: data})
 	}

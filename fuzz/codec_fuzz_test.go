@@ -57,6 +57,8 @@ func seedMessages() []core.Message {
 		&core.HealthResult{Vol: 7, Epoch: 4, Healthy: false, Config: seedConfig(7, 4)},
 		&core.ConfigPush{Config: seedConfig(7, 5)},
 		&core.ConfigPushAck{Vol: 7, Epoch: 5},
+		&core.RepairRequest{Vol: 7, Block: 12, LSN: 99},
+		&core.RepairReply{Vol: 7, Block: 12, LSN: 99, OK: true, Data: make([]byte, core.BlockSize)},
 	}
 }
 
@@ -263,6 +265,16 @@ var builders = []func(f *fields) core.Message{
 	func(f *fields) core.Message { return &core.ConfigPush{Config: f.config()} },
 	func(f *fields) core.Message {
 		return &core.ConfigPushAck{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b)}
+	},
+	func(f *fields) core.Message {
+		return &core.RepairRequest{Vol: core.VolumeID(uint32(f.a)), Block: f.b, LSN: core.LSN(f.x)}
+	},
+	func(f *fields) core.Message {
+		r := &core.RepairReply{Vol: core.VolumeID(uint32(f.a)), Block: f.b, LSN: core.LSN(f.x), OK: f.flag(0)}
+		if r.OK {
+			r.Data = f.blocks(1)
+		}
+		return r
 	},
 }
 

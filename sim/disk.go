@@ -4,100 +4,102 @@ import (
 	"fmt"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/storage"
 )
 
-// disk is a crashable in-memory core.Storage. Journal appends and checkpoints become
-// durable when the simulator completes them; block writes are volatile until a
-// checkpoint completes. A crash keeps a random prefix of the operations in flight
-// (a disk may persist what it never confirmed), drops the rest, and drops every
-// block write since the last completed checkpoint.
+// disk runs a node's real storage engine over the crashable in-memory file system.
+// The simulator completes the core's storage ops in order, after a latency: an append is
+// written to the journal when issued (unsynced: a crash may lose or tear it) and synced
+// when it completes; a checkpoint runs when it completes, and appends issued after it are
+// written only then, so they land after the snapshot. A crash keeps synced data, tears
+// or drops the rest (storage.MemFS), and recovery runs the engine's real recovery.
 type disk struct {
-	snapshot []byte
-	journal  [][]byte
-	durable  map[blockKey][]byte // block data as of the last completed checkpoint
-	volatile map[blockKey][]byte // block writes since
-	inflight []core.StorageOp
+	fs      *storage.MemFS
+	e       *storage.Engine
+	queue   []pendingOp // issued, not completed, in order
+	pending int         // checkpoints in the queue
 }
 
-type blockKey struct {
-	vol   core.VolumeID
-	block uint64
+type pendingOp struct {
+	op      core.StorageOp
+	written bool
 }
 
-func newDisk() *disk {
-	return &disk{durable: map[blockKey][]byte{}, volatile: map[blockKey][]byte{}}
+const dataDir = "node"
+
+func newDisk(seed uint64) *disk {
+	return &disk{fs: storage.NewMemFS(seed)}
 }
 
-func (d *disk) Load() ([]byte, [][]byte, error) {
-	return d.snapshot, d.journal, nil
-}
-
-func (d *disk) ReadBlocks(vol core.VolumeID, block uint64, buf []byte) error {
-	if len(buf)%core.BlockSize != 0 {
-		return fmt.Errorf("sim: read of %d bytes", len(buf))
+// open opens the engine (recovery); the node's core then loads from it.
+func (d *disk) open() error {
+	e, err := storage.Open(d.fs, dataDir)
+	if err != nil {
+		return err
 	}
-	for i := 0; i*core.BlockSize < len(buf); i++ {
-		k := blockKey{vol, block + uint64(i)}
-		dst := buf[i*core.BlockSize : (i+1)*core.BlockSize]
-		if b, ok := d.volatile[k]; ok {
-			copy(dst, b)
-		} else if b, ok := d.durable[k]; ok {
-			copy(dst, b)
-		} else {
-			clear(dst)
+	d.e, d.queue, d.pending = e, nil, 0
+	return nil
+}
+
+func (d *disk) issue(op core.StorageOp) error {
+	p := pendingOp{op: op}
+	if op.Kind == core.OpCheckpoint {
+		d.pending++
+	} else if d.pending == 0 {
+		if err := d.e.Append(op.Data); err != nil {
+			return err
 		}
+		if err := d.e.Flush(); err != nil {
+			return err
+		}
+		p.written = true
 	}
+	d.queue = append(d.queue, p)
 	return nil
 }
 
-func (d *disk) WriteBlocks(vol core.VolumeID, block uint64, data []byte) error {
-	if len(data)%core.BlockSize != 0 {
-		return fmt.Errorf("sim: write of %d bytes", len(data))
-	}
-	for i := 0; i*core.BlockSize < len(data); i++ {
-		b := make([]byte, core.BlockSize)
-		copy(b, data[i*core.BlockSize:])
-		d.volatile[blockKey{vol, block + uint64(i)}] = b
-	}
-	return nil
-}
-
-func (d *disk) issue(op core.StorageOp) { d.inflight = append(d.inflight, op) }
-
-// complete makes the oldest in-flight op durable.
-func (d *disk) complete() core.StorageOp {
-	op := d.inflight[0]
-	d.inflight = d.inflight[1:]
-	d.apply(op)
-	return op
-}
-
-func (d *disk) apply(op core.StorageOp) {
-	switch op.Kind {
+// complete carries out the oldest op durably.
+func (d *disk) complete() (core.StorageOp, error) {
+	p := d.queue[0]
+	d.queue = d.queue[1:]
+	switch p.op.Kind {
 	case core.OpAppend:
-		d.journal = append(d.journal, op.Data)
-	case core.OpCheckpoint:
-		for k, b := range d.volatile {
-			d.durable[k] = b
+		if !p.written {
+			if err := d.e.Append(p.op.Data); err != nil {
+				return p.op, err
+			}
 		}
-		clear(d.volatile)
-		d.snapshot = op.Data
-		d.journal = nil
+		return p.op, d.e.Sync()
+	case core.OpCheckpoint:
+		d.pending--
+		if err := d.e.Checkpoint(p.op.Data); err != nil {
+			return p.op, err
+		}
+		// Appends issued after this checkpoint and before the next one go out now.
+		for i := range d.queue {
+			q := &d.queue[i]
+			if q.op.Kind == core.OpCheckpoint {
+				break
+			}
+			if err := d.e.Append(q.op.Data); err != nil {
+				return p.op, err
+			}
+			q.written = true
+		}
+		return p.op, d.e.Flush()
 	}
+	return p.op, fmt.Errorf("sim: unknown storage op %d", p.op.Kind)
 }
 
-// crash keeps the first keep in-flight ops and loses the rest and all volatile blocks.
-func (d *disk) crash(keep int) {
-	for i := 0; i < keep && i < len(d.inflight); i++ {
-		d.apply(d.inflight[i])
-	}
-	d.inflight = nil
-	clear(d.volatile)
+// crash loses everything volatile.
+func (d *disk) crash() {
+	d.fs.Crash()
+	d.e, d.queue, d.pending = nil, nil, 0
 }
 
 // content returns a volume's visible block data (for the convergence check).
-func (d *disk) content(vol core.VolumeID, blocks uint64) []byte {
+func (d *disk) content(vol core.VolumeID, blocks uint64) ([]byte, error) {
 	buf := make([]byte, blocks*core.BlockSize)
-	_ = d.ReadBlocks(vol, 0, buf)
-	return buf
+	err := d.e.ReadBlocks(vol, 0, buf)
+	return buf, err
 }

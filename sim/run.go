@@ -131,7 +131,7 @@ func (w *world) setup() {
 	for i := 0; i < s.nodes; i++ {
 		p := s.params
 		p.Self, p.Zone, p.Authority, p.Nodes = infos[i].Addr, infos[i].Zone, 1, infos
-		sn := &simNode{addr: p.Self, zone: p.Zone, disk: newDisk(), drift: s.drift[i], offset: s.offset[i], params: p,
+		sn := &simNode{addr: p.Self, zone: p.Zone, disk: newDisk(w.seedR.Uint64()), drift: s.drift[i], offset: s.offset[i], params: p,
 			tick: max(2*core.Millisecond, min(p.HeartbeatInterval, p.RetransmitTimeout)/4)}
 		w.nodes = append(w.nodes, sn)
 	}
@@ -242,12 +242,29 @@ func (w *world) checkConvergence() {
 			continue
 		}
 		p := w.node(cfg.Primary)
-		ref := p.disk.content(vol, cfg.Blocks)
+		if p.disk.e == nil {
+			w.stuck("volume %d: primary %d down at the end", vol, cfg.Primary)
+			continue
+		}
+		ref, err := p.disk.content(vol, cfg.Blocks)
+		if err != nil {
+			w.violation("volume %d: primary %d cannot read its blocks: %v", vol, cfg.Primary, err)
+			continue
+		}
 		for _, m := range cfg.InSync {
 			if m == cfg.Primary {
 				continue
 			}
-			got := w.node(m).disk.content(vol, cfg.Blocks)
+			md := w.node(m).disk
+			if md.e == nil {
+				w.stuck("volume %d: in-sync member %d down at the end", vol, m)
+				continue
+			}
+			got, err := md.content(vol, cfg.Blocks)
+			if err != nil {
+				w.violation("volume %d: member %d cannot read its blocks: %v", vol, m, err)
+				continue
+			}
 			if !bytes.Equal(ref, got) {
 				for b := uint64(0); b < cfg.Blocks; b++ {
 					x, y := ref[b*core.BlockSize:(b+1)*core.BlockSize], got[b*core.BlockSize:(b+1)*core.BlockSize]

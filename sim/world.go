@@ -133,7 +133,11 @@ func newWorld(o *Options) *world {
 // startNode builds a node's core over its disk and recovers it.
 func (w *world) startNode(sn *simNode) {
 	sn.incarnation++
-	n, err := core.NewNode(sn.params, sn.disk, core.NewRand(w.seedR.Uint64()))
+	if err := sn.disk.open(); err != nil {
+		w.violation("node %d: storage failed to recover: %v", sn.addr, err)
+		return
+	}
+	n, err := core.NewNode(sn.params, sn.disk.e, core.NewRand(w.seedR.Uint64()))
 	if err != nil {
 		w.violation("node %d: %v", sn.addr, err)
 		return
@@ -199,7 +203,10 @@ func (w *world) flush(sn *simNode) {
 }
 
 func (w *world) issueDisk(sn *simNode, op core.StorageOp) {
-	sn.disk.issue(op)
+	if err := sn.disk.issue(op); err != nil {
+		w.diskFailed(sn, err)
+		return
+	}
 	lat := w.s.diskBase
 	if w.s.diskJit > 0 {
 		lat += w.netR.Int63n(w.s.diskJit)
@@ -214,7 +221,11 @@ func (w *world) issueDisk(sn *simNode, op core.StorageOp) {
 		if sn.incarnation != inc || !sn.up {
 			return
 		}
-		op := sn.disk.complete()
+		op, err := sn.disk.complete()
+		if err != nil {
+			w.diskFailed(sn, err)
+			return
+		}
 		w.mix('D', uint64(sn.addr), op.Seq, nil)
 		w.onNode(sn, func() { sn.n.StorageDone(w.local(sn), op.Seq, nil) })
 	})
@@ -266,16 +277,19 @@ func (w *world) crash(sn *simNode) {
 	if !sn.up {
 		return
 	}
-	keep := 0
-	if n := len(sn.disk.inflight); n > 0 {
-		keep = w.fltR.Intn(n + 1)
-	}
-	sn.disk.crash(keep)
+	sn.disk.crash()
 	sn.up, sn.paused, sn.n, sn.held = false, false, nil, nil
 	sn.incarnation++
 	sn.diskFree = w.q.now
-	w.mix('C', uint64(sn.addr), uint64(keep), nil)
-	w.tracef("node %d crash (kept %d in-flight disk ops)", sn.addr, keep)
+	w.mix('C', uint64(sn.addr), 0, nil)
+	w.tracef("node %d crash", sn.addr)
+}
+
+// diskFailed: a storage error stops the node (fail-stop); it restarts from its disk.
+func (w *world) diskFailed(sn *simNode, err error) {
+	w.tracef("node %d storage error: %v", sn.addr, err)
+	w.crash(sn)
+	w.q.after(500*core.Millisecond, func() { w.restart(sn) })
 }
 
 func (w *world) restart(sn *simNode) {

@@ -9,14 +9,19 @@ import (
 )
 
 // FS is the file system the engine runs on. Paths are slash-separated and relative to
-// the FS root; directories must exist before files are created in them.
+// the FS root; directories must exist before files are created in them. Absolute
+// paths and paths with a ".." element are rejected with ErrBadPath; "." names the root
+// (for List, SyncDir, MkdirAll). A missing file or directory yields ErrNotExist.
 type FS interface {
 	// Create creates (or truncates) a file for reading and writing.
 	Create(name string) (File, error)
 	// Open opens an existing file for reading and writing.
 	Open(name string) (File, error)
+	// Remove removes a file or an empty directory. Open handles to it stay usable.
 	Remove(name string) error
+	// Rename renames oldname to newname, replacing a file at newname.
 	Rename(oldname, newname string) error
+	// MkdirAll creates dir and any missing parents.
 	MkdirAll(dir string) error
 	// List returns the names (not paths) in dir, sorted.
 	List(dir string) ([]string, error)

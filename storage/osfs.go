@@ -1,0 +1,201 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// ErrBadPath is returned (wrapped) for a name that is empty, absolute, contains a ".."
+// element or a NUL byte, i.e. one that could escape the FS root.
+var ErrBadPath = errors.New("storage: invalid path")
+
+// cleanPath validates a slash-separated name relative to the FS root and returns its
+// cleaned form. "." (or "") stands for the root itself and is accepted only when
+// allowRoot is set (directory operations).
+func cleanPath(op, name string, allowRoot bool) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("storage: %s %q: %w: %s", op, name, ErrBadPath, why)
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return bad("contains NUL")
+	}
+	if strings.HasPrefix(name, "/") || filepath.IsAbs(name) || filepath.VolumeName(name) != "" {
+		return bad("absolute path")
+	}
+	for _, elem := range strings.Split(name, "/") {
+		if elem == ".." {
+			return bad(`".." escapes the root`)
+		}
+	}
+	c := path.Clean(name)
+	if name == "" {
+		c = "."
+	}
+	if c == "." && !allowRoot {
+		return bad("names the root directory")
+	}
+	return c, nil
+}
+
+// OSFS is an FS over real files below a root directory.
+type OSFS struct {
+	root string
+}
+
+// NewOSFS returns an FS whose paths are resolved relative to root. The root must
+// exist (use os.MkdirAll); names that would escape it are rejected with ErrBadPath.
+// Symbolic links inside root are followed and are trusted.
+func NewOSFS(root string) FS { return &OSFS{root: root} }
+
+func (o *OSFS) path(op, name string, allowRoot bool) (string, error) {
+	c, err := cleanPath(op, name, allowRoot)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(o.root, filepath.FromSlash(c)), nil
+}
+
+// osErr wraps an os error with the operation and name, mapping a missing file to
+// ErrNotExist and ENOSPC to ErrNoSpace (the original error stays in the chain).
+func osErr(op, name string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("storage: %s %s: %w: %w", op, name, ErrNotExist, err)
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("storage: %s %s: %w: %w", op, name, ErrNoSpace, err)
+	default:
+		return fmt.Errorf("storage: %s %s: %w", op, name, err)
+	}
+}
+
+func (o *OSFS) openFile(op, name string, flag int) (File, error) {
+	p, err := o.path(op, name, false)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p, flag, 0o644)
+	if err != nil {
+		return nil, osErr(op, name, err)
+	}
+	return &osFile{f: f, name: name}, nil
+}
+
+// Create creates or truncates name (O_RDWR|O_CREATE|O_TRUNC, mode 0644).
+func (o *OSFS) Create(name string) (File, error) {
+	return o.openFile("create", name, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
+}
+
+// Open opens an existing file read-write.
+func (o *OSFS) Open(name string) (File, error) {
+	return o.openFile("open", name, os.O_RDWR)
+}
+
+// Remove removes a file or an empty directory.
+func (o *OSFS) Remove(name string) error {
+	p, err := o.path("remove", name, false)
+	if err != nil {
+		return err
+	}
+	return osErr("remove", name, os.Remove(p))
+}
+
+// Rename atomically renames oldname to newname, replacing newname if it exists.
+func (o *OSFS) Rename(oldname, newname string) error {
+	po, err := o.path("rename", oldname, false)
+	if err != nil {
+		return err
+	}
+	pn, err := o.path("rename", newname, false)
+	if err != nil {
+		return err
+	}
+	return osErr("rename", oldname+" -> "+newname, os.Rename(po, pn))
+}
+
+// MkdirAll creates dir and any missing parents (mode 0755).
+func (o *OSFS) MkdirAll(dir string) error {
+	p, err := o.path("mkdir", dir, true)
+	if err != nil {
+		return err
+	}
+	return osErr("mkdir", dir, os.MkdirAll(p, 0o755))
+}
+
+// List returns the sorted names of the entries (files and directories) in dir.
+func (o *OSFS) List(dir string) ([]string, error) {
+	p, err := o.path("list", dir, true)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(p) // sorted by name
+	if err != nil {
+		return nil, osErr("list", dir, err)
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	return names, nil
+}
+
+// SyncDir opens dir and fsyncs it, making its entries durable.
+func (o *OSFS) SyncDir(dir string) error {
+	p, err := o.path("syncdir", dir, true)
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(p)
+	if err != nil {
+		return osErr("syncdir", dir, err)
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return osErr("syncdir", dir, serr)
+	}
+	return osErr("syncdir", dir, cerr)
+}
+
+type osFile struct {
+	f    *os.File
+	name string
+}
+
+// ReadAt follows os.File: at or past EOF it returns n < len(p) and a bare io.EOF.
+func (f *osFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = osErr("read", f.name, err)
+	}
+	return n, err
+}
+
+func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.f.WriteAt(p, off)
+	return n, osErr("write", f.name, err)
+}
+
+func (f *osFile) Sync() error { return osErr("sync", f.name, f.f.Sync()) }
+
+func (f *osFile) Truncate(size int64) error {
+	return osErr("truncate", f.name, f.f.Truncate(size))
+}
+
+func (f *osFile) Size() (int64, error) {
+	fi, err := f.f.Stat()
+	if err != nil {
+		return 0, osErr("stat", f.name, err)
+	}
+	return fi.Size(), nil
+}
+
+func (f *osFile) Close() error { return osErr("close", f.name, f.f.Close()) }
