@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/storage"
 )
 
 // Scenario names a workload and fault mix.
@@ -54,6 +55,11 @@ type shape struct {
 	diskJit    int64
 	diskTailPP uint32
 
+	// disk faults (storage.MemFS), during the safety phase
+	diskFaults  storage.MemFaults
+	bitrotEvery int64 // persistent corruption of a block file
+	fullEvery   int64 // a disk-full episode
+
 	// faults (mean time between, 0 = never)
 	crashEvery     int64
 	pauseEvery     int64
@@ -67,9 +73,10 @@ type shape struct {
 }
 
 func (s *shape) String() string {
-	return fmt.Sprintf("nodes=%d zones=%d volumes=%d rf=%v blocks=%v clients=%d inflight=%d loss=%dppm dup=%dppm crash/%dms pause/%dms part/%dms",
+	return fmt.Sprintf("nodes=%d zones=%d volumes=%d rf=%v blocks=%v clients=%d inflight=%d loss=%dppm dup=%dppm crash/%dms pause/%dms part/%dms disk(flip=%d rerr=%d werr=%dppm rot/%dms full/%dms)",
 		s.nodes, s.zones, s.volumes, s.rf, s.blocks, s.clients, s.inFlight, s.lossPPM, s.dupPPM,
-		s.crashEvery/core.Millisecond, s.pauseEvery/core.Millisecond, s.partitionEvery/core.Millisecond)
+		s.crashEvery/core.Millisecond, s.pauseEvery/core.Millisecond, s.partitionEvery/core.Millisecond,
+		s.diskFaults.BitFlipPPM, s.diskFaults.ReadErrorPPM, s.diskFaults.WriteErrorPPM, s.bitrotEvery/core.Millisecond, s.fullEvery/core.Millisecond)
 }
 
 func pick[T any](r *core.Rand, xs ...T) T { return xs[r.Intn(len(xs))] }
@@ -127,6 +134,15 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.pauseEvery = pick[int64](r, 0, 3000, 8000) * ms
 		s.partitionEvery = pick[int64](r, 0, 2000, 6000) * ms
 		s.maxFaults = int(between(r, 1, 3))
+		if r.Intn(2) == 0 {
+			s.diskFaults = storage.MemFaults{
+				BitFlipPPM:    uint32(pick[int64](r, 0, 100, 2000)),
+				ReadErrorPPM:  uint32(pick[int64](r, 0, 100, 1000)),
+				WriteErrorPPM: uint32(pick[int64](r, 0, 10, 100)),
+			}
+			s.bitrotEvery = pick[int64](r, 0, 1000, 4000) * ms
+			s.fullEvery = pick[int64](r, 0, 0, 6000) * ms
+		}
 		s.params.Lease = pick[int64](r, 400, 800, 1500) * ms
 		s.params.HeartbeatInterval = s.params.Lease / pick[int64](r, 4, 8, 16)
 		// Sometimes shorter than the lease: then only the promise keeps a secondary from

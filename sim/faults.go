@@ -1,7 +1,10 @@
 package sim
 
 import (
+	"fmt"
+
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/storage"
 )
 
 // Fault injection during the safety phase. Each kind fires at random intervals around
@@ -28,6 +31,23 @@ func (w *world) scheduleFaults() {
 		// Up to several lease lengths: the lease must hold through a stop-the-world pause.
 		return between(w.fltR, w.s.params.Lease/4, 3*w.s.params.Lease)
 	}, func(sn *simNode) { w.resume(sn) })
+	w.every(w.s.bitrotEvery, func() int64 {
+		w.bitrot()
+		return 0
+	}, nil)
+	w.every(w.s.fullEvery, func() int64 {
+		sn := w.pickNode(func(sn *simNode) bool { return true })
+		f := sn.disk.fs.Faults()
+		f.CapacityBytes = sn.disk.fs.Used() + w.fltR.Int63n(64<<10)
+		sn.disk.fs.SetFaults(f)
+		w.diskFulls++
+		w.tracef("node %d disk full (capacity %d)", sn.addr, f.CapacityBytes)
+		return between(w.fltR, 200, 2000) * core.Millisecond
+	}, func(sn *simNode) {
+		f := sn.disk.fs.Faults()
+		f.CapacityBytes = 0
+		sn.disk.fs.SetFaults(f)
+	})
 	w.every(w.s.partitionEvery, func() int64 {
 		w.partitions++
 		return w.partition()
@@ -132,9 +152,13 @@ func (w *world) partition() int64 {
 	return d
 }
 
-// healAll ends every fault: links restored, paused nodes resumed, crashed nodes restarted.
+// healAll ends every fault: links restored, disks healthy, paused nodes resumed,
+// crashed nodes restarted.
 func (w *world) healAll() {
 	clear(w.cut)
+	for _, sn := range w.nodes {
+		sn.disk.fs.SetFaults(storage.MemFaults{})
+	}
 	for _, sn := range w.nodes {
 		if !sn.up {
 			w.restart(sn)
@@ -142,4 +166,31 @@ func (w *world) healAll() {
 			w.resume(sn)
 		}
 	}
+}
+
+// bitrot flips one bit of a block file on a random node: persistent media corruption that
+// the block's checksum must catch and a replica must repair.
+func (w *world) bitrot() {
+	sn := w.nodes[w.fltR.Intn(len(w.nodes))]
+	names, err := sn.disk.fs.List(dataDir + "/blocks")
+	if err != nil || len(names) == 0 {
+		return
+	}
+	name := dataDir + "/blocks/" + names[w.fltR.Intn(len(names))]
+	f, err := sn.disk.fs.Open(name)
+	if err != nil {
+		return
+	}
+	size, err := f.Size()
+	f.Close()
+	if err != nil || size == 0 {
+		return
+	}
+	off := w.fltR.Int63n(size)
+	if err := sn.disk.fs.CorruptByte(name, off); err != nil {
+		w.violation("bitrot: %v", fmt.Errorf("corrupt %s: %w", name, err))
+		return
+	}
+	w.bitrots++
+	w.tracef("node %d bit rot in %s at %d", sn.addr, name, off)
 }

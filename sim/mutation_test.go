@@ -33,11 +33,18 @@ var mutants = []mutant{
 		seeds: 80,
 	},
 	{
+		name:  "block store returns data without verifying its checksum",
+		file:  "storage/blocks.go",
+		from:  "if string(trailer[4:]) != slotMagic || crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(trailer) {",
+		to:    "if false && string(trailer[4:]) != slotMagic && crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(trailer) {",
+		seeds: 120,
+	},
+	{
 		name:  "secondary seeks promotion without waiting out its promise",
 		file:  "core/secondary.go",
 		from:  "if n.now >= v.promiseUntil && n.now >= n.restartHold && ",
 		to:    "if ",
-		seeds: 200,
+		seeds: 300,
 	},
 }
 

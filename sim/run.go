@@ -28,6 +28,8 @@ type Result struct {
 	Crashes              int      `json:"crashes"`
 	Pauses               int      `json:"pauses"`
 	Partitions           int      `json:"partitions"`
+	BitRots              int      `json:"bitrots"`
+	DiskFulls            int      `json:"disk_fulls"`
 	Messages             uint64   `json:"messages"`
 	Shape                string   `json:"shape"`
 	Replay               string   `json:"replay"`
@@ -96,6 +98,7 @@ func Run(o Options) Result {
 	}
 	res.Failovers, res.UnnecessaryFailovers = w.failovers, w.unnecessary
 	res.Crashes, res.Pauses, res.Partitions = w.crashes, w.pauses, w.partitions
+	res.BitRots, res.DiskFulls = w.bitrots, w.diskFulls
 	res.Messages = w.msgsSent
 	res.SimSeconds = float64(w.q.now) / 1e9
 	res.Replay = fmt.Sprintf("cairn sim --seed %d", o.Seed)
@@ -136,6 +139,7 @@ func (w *world) setup() {
 		w.nodes = append(w.nodes, sn)
 	}
 	for _, sn := range w.nodes {
+		sn.disk.fs.SetFaults(s.diskFaults)
 		w.startNode(sn)
 	}
 	w.createVolumes()

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/cairnstore/cairn/core"
 	"github.com/cairnstore/cairn/histories"
+	"github.com/cairnstore/cairn/storage"
 )
 
 const (
@@ -52,6 +54,8 @@ type world struct {
 	msgsDropped  uint64
 	lastPicked   *simNode
 	hasViolation bool
+	bitrots      int
+	diskFulls    int
 }
 
 type issuedCfg struct {
@@ -134,7 +138,14 @@ func newWorld(o *Options) *world {
 func (w *world) startNode(sn *simNode) {
 	sn.incarnation++
 	if err := sn.disk.open(); err != nil {
-		w.violation("node %d: storage failed to recover: %v", sn.addr, err)
+		if errors.Is(err, storage.ErrCorrupt) {
+			w.violation("node %d: storage failed to recover: %v", sn.addr, err)
+			return
+		}
+		// An injected I/O error or a full disk: try again shortly.
+		w.tracef("node %d: storage open failed (%v); retrying", sn.addr, err)
+		sn.disk.fs.Crash()
+		w.q.after(200*core.Millisecond, func() { w.startNode(sn) })
 		return
 	}
 	n, err := core.NewNode(sn.params, sn.disk.e, core.NewRand(w.seedR.Uint64()))
@@ -192,7 +203,11 @@ func (w *world) flush(sn *simNode) {
 		}
 		w.send(sn.addr, env.To, env.Msg)
 	}
+	inc := sn.incarnation
 	for _, op := range out.Ops {
+		if !sn.up || sn.incarnation != inc {
+			return // the disk failed and the node stopped: the rest never happened
+		}
 		w.issueDisk(sn, op)
 	}
 	if out.Fatal != nil {

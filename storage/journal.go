@@ -207,8 +207,8 @@ func scanSegment(f File, name string, last bool, wantSeq uint64, firstSeg bool) 
 		return nil, fmt.Errorf("storage: size of %s: %w", name, err)
 	}
 	res := &scanResult{size: size, nextSeq: wantSeq}
-	data := make([]byte, size)
-	if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+	data, err := readStable(f, size)
+	if err != nil {
 		return nil, fmt.Errorf("storage: read %s: %w", name, err)
 	}
 	if size < segHeaderSize || string(data[:8]) != segMagic {
@@ -242,6 +242,24 @@ func scanSegment(f File, name string, last bool, wantSeq uint64, firstSeg bool) 
 	}
 	res.end = off
 	return res, nil
+}
+
+// readStable reads a whole file until two reads agree, so a transient error on the read
+// path (a flipped bit in flight) is not mistaken for a torn or corrupt journal.
+func readStable(f File, size int64) ([]byte, error) {
+	const attempts = 5
+	var prev []byte
+	for i := 0; i < attempts; i++ {
+		data := make([]byte, size)
+		if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if prev != nil && string(prev) == string(data) {
+			return data, nil
+		}
+		prev = data
+	}
+	return nil, fmt.Errorf("%d reads of %d bytes disagree", attempts, size)
 }
 
 func errTornHeader(name string, last bool) error {
