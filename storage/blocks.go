@@ -39,6 +39,10 @@ type blockStore struct {
 	files   map[uint32]File
 	created bool // a file was created since the last sync of the directory
 	dirty   map[uint32]bool
+	// synced: a sync has run since the store was opened. Writes made before this open
+	// (by an earlier process, or before a restart) may still be unsynced, so the first
+	// sync covers every block file.
+	synced bool
 }
 
 func newBlockStore(fs FS, dir string) (*blockStore, error) {
@@ -131,6 +135,24 @@ func (s *blockStore) write(vol uint32, block uint64, data []byte) error {
 
 // sync makes every block write durable, and the directory if files were created.
 func (s *blockStore) sync() error {
+	if !s.synced {
+		names, err := s.fs.List(s.dir)
+		if err != nil {
+			return fmt.Errorf("storage: list block files: %w", err)
+		}
+		for _, nm := range names {
+			var vol uint32
+			if _, err := fmt.Sscanf(nm, volPattern, &vol); err != nil {
+				continue
+			}
+			if _, err := s.file(vol, false); err != nil {
+				return err
+			}
+			s.dirty[vol] = true
+		}
+		s.created = true
+		s.synced = true
+	}
 	vols := make([]uint32, 0, len(s.dirty))
 	for v := range s.dirty {
 		vols = append(vols, v)

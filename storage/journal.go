@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,12 +12,17 @@ import (
 )
 
 // Journal format. A journal is a directory of segment files named by a zero-padded
-// number. A segment starts with a 16-byte header (magic "CAIRNJ01", then the sequence
-// number of its first record) and holds frames:
+// number. A segment starts with a 32-byte header:
+//
+//	magic "CAIRNJ02" | first seq u64 | salt u64 | crc32c u32 (of the 24 bytes before) | 0 u32
+//
+// made durable before any frame is written after it, then holds frames:
 //
 //	len u32 | crc u32 | seq u64 | durable u64 | type u8 | payload (len bytes)
 //
-// little-endian; crc is CRC32C over everything after it. Sequence numbers are
+// little-endian; crc is CRC32C over the segment's salt and then everything after it.
+// The salt is random per segment, so bytes inside a payload (client data) can never pass
+// for a frame. Sequence numbers are
 // consecutive across segments; durable is the highest sequence number known durable (by
 // a completed fsync) when the frame was written. A checkpoint starts a new segment whose
 // first record is the snapshot; once it is durable the older segments are removed.
@@ -30,8 +36,8 @@ import (
 // (it never skips records); otherwise everything from the bad frame on was never
 // acknowledged and is cut off.
 const (
-	segMagic      = "CAIRNJ01"
-	segHeaderSize = 16
+	segMagic      = "CAIRNJ02"
+	segHeaderSize = 32
 	frameHeader   = 25
 	// MaxRecord bounds one record's payload.
 	MaxRecord = 64 << 20
@@ -71,6 +77,7 @@ type Journal struct {
 	seg     File
 	segName string
 	segNum  uint64
+	salt    uint64
 	off     int64  // end of the durable-or-written part of the segment
 	nextSeq uint64 // sequence number of the next record
 	synced  uint64 // highest sequence number made durable by a completed fsync
@@ -148,7 +155,7 @@ func OpenJournal(fs FS, dir string) (*Journal, *Recovered, error) {
 			f.Close()
 			continue
 		}
-		if res.startSeq == 0 {
+		if res.torn {
 			// The newest segment's header never became durable: recreate it empty.
 			f.Close()
 			if err := j.newSegment(n, nil); err != nil {
@@ -162,13 +169,15 @@ func OpenJournal(fs FS, dir string) (*Journal, *Recovered, error) {
 				f.Close()
 				return nil, nil, fmt.Errorf("storage: truncate torn tail: %w", err)
 			}
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return nil, nil, fmt.Errorf("storage: sync after truncate: %w", err)
-			}
 			rec.Truncated = res.size - res.end
 		}
-		j.seg, j.segName, j.segNum, j.off = f, segName(dir, n), n, res.end
+		// What recovery found may never have been synced (the OS kept it across a process
+		// crash): sync it before later frames vouch for it as durable.
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("storage: sync recovered segment: %w", err)
+		}
+		j.seg, j.segName, j.segNum, j.off, j.salt = f, segName(dir, n), n, res.end, res.salt
 		j.synced = j.nextSeq - 1
 	}
 	// Segments before the newest snapshot are obsolete (a checkpoint that crashed before
@@ -193,6 +202,8 @@ type frame struct {
 
 type scanResult struct {
 	frames   []frame
+	torn     bool // the header never became durable (nothing follows it)
+	salt     uint64
 	startSeq uint64
 	nextSeq  uint64
 	end      int64 // offset after the last valid frame
@@ -211,24 +222,26 @@ func scanSegment(f File, name string, last bool, wantSeq uint64, firstSeg bool) 
 	if err != nil {
 		return nil, fmt.Errorf("storage: read %s: %w", name, err)
 	}
-	if size < segHeaderSize || string(data[:8]) != segMagic {
-		if last && allZero(data) {
-			// Created, header never made durable: an empty journal segment.
-			res.end = 0
-			return res, errTornHeader(name, last)
+	if size < segHeaderSize || !validHeader(data) {
+		// The header is made durable before anything is written after it, so a bad header
+		// with nothing after it is a segment whose creation never completed.
+		if last && (size <= segHeaderSize || allZero(data[segHeaderSize:])) {
+			res.end, res.torn = 0, true
+			return res, nil
 		}
 		return nil, &CorruptError{Segment: name, Offset: 0, Reason: "bad segment header"}
 	}
 	start := binary.LittleEndian.Uint64(data[8:16])
+	res.salt = binary.LittleEndian.Uint64(data[16:24])
 	if !firstSeg && start != wantSeq {
 		return nil, &CorruptError{Segment: name, Offset: 8, Reason: fmt.Sprintf("segment starts at record %d, want %d", start, wantSeq)}
 	}
 	res.startSeq, res.nextSeq = start, start
 	off := int64(segHeaderSize)
 	for off < size {
-		fr, n, why := parseFrame(data[off:], res.nextSeq)
+		fr, n, why := parseFrame(data[off:], res.salt, res.nextSeq)
 		if why != "" {
-			if syncedAfter(data, off+1, res.nextSeq) {
+			if syncedAfter(data, off+1, res.salt, res.nextSeq) {
 				return nil, &CorruptError{Segment: name, Offset: off, Reason: fmt.Sprintf("%s at record %d, which a later record says was durable", why, res.nextSeq)}
 			}
 			if !last {
@@ -244,29 +257,42 @@ func scanSegment(f File, name string, last bool, wantSeq uint64, firstSeg bool) 
 	return res, nil
 }
 
-// readStable reads a whole file until two reads agree, so a transient error on the read
-// path (a flipped bit in flight) is not mistaken for a torn or corrupt journal.
+// readStable reads a whole file, then reads it again in chunks to confirm it, so a
+// transient error on the read path (a flipped bit in flight) is not mistaken for a torn
+// or corrupt journal. It retries a bounded number of times.
 func readStable(f File, size int64) ([]byte, error) {
 	const attempts = 5
-	var prev []byte
+	const chunk = 1 << 20
+	data := make([]byte, size)
+	check := make([]byte, min(size, chunk))
 	for i := 0; i < attempts; i++ {
-		data := make([]byte, size)
 		if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		if prev != nil && string(prev) == string(data) {
+		same := true
+		for off := int64(0); off < size && same; off += chunk {
+			c := check[:min(chunk, size-off)]
+			if _, err := f.ReadAt(c, off); err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			same = string(c) == string(data[off:off+int64(len(c))])
+		}
+		if same {
 			return data, nil
 		}
-		prev = data
 	}
 	return nil, fmt.Errorf("%d reads of %d bytes disagree", attempts, size)
 }
 
-func errTornHeader(name string, last bool) error {
-	if last {
-		return nil
-	}
-	return &CorruptError{Segment: name, Reason: "empty sealed segment"}
+func validHeader(b []byte) bool {
+	return string(b[:8]) == segMagic && crc32.Checksum(b[:24], castagnoli) == binary.LittleEndian.Uint32(b[24:28])
+}
+
+// frameSum is a frame's checksum: CRC32C of the segment salt, then the frame body.
+func frameSum(salt uint64, body []byte) uint32 {
+	var s [8]byte
+	binary.LittleEndian.PutUint64(s[:], salt)
+	return crc32.Update(crc32.Checksum(s[:], castagnoli), castagnoli, body)
 }
 
 func allZero(b []byte) bool {
@@ -279,7 +305,7 @@ func allZero(b []byte) bool {
 }
 
 // parseFrame parses one frame with sequence number seq; why is "" when it is valid.
-func parseFrame(b []byte, seq uint64) (frame, int, string) {
+func parseFrame(b []byte, salt, seq uint64) (frame, int, string) {
 	if len(b) < frameHeader {
 		return frame{}, 0, "truncated frame header"
 	}
@@ -292,7 +318,7 @@ func parseFrame(b []byte, seq uint64) (frame, int, string) {
 		return frame{}, 0, fmt.Sprintf("frame length %d does not fit", n)
 	}
 	body := b[8 : frameHeader+int(n)]
-	if crc32.Checksum(body, castagnoli) != sum {
+	if frameSum(salt, body) != sum {
 		return frame{}, 0, "checksum mismatch"
 	}
 	if got := binary.LittleEndian.Uint64(b[8:16]); got != seq {
@@ -302,14 +328,15 @@ func parseFrame(b []byte, seq uint64) (frame, int, string) {
 	if typ != TypeRecord && typ != TypeSnapshot {
 		return frame{}, 0, fmt.Sprintf("unknown record type %d", typ)
 	}
-	payload := make([]byte, n)
-	copy(payload, b[frameHeader:frameHeader+int(n)])
+	// The payload aliases the segment buffer, which is read afresh for each recovery and
+	// never reused (capacity is cut so an append cannot overwrite the next frame).
+	payload := b[frameHeader : frameHeader+int(n) : frameHeader+int(n)]
 	return frame{typ: typ, payload: payload}, frameHeader + int(n), ""
 }
 
 // syncedAfter reports whether a valid frame at or after from says that record seq was
 // already durable when it was written: then a bad record seq is corruption, not a tear.
-func syncedAfter(data []byte, from int64, seq uint64) bool {
+func syncedAfter(data []byte, from int64, salt, seq uint64) bool {
 	for off := from; off+frameHeader <= int64(len(data)); off++ {
 		b := data[off:]
 		n := binary.LittleEndian.Uint32(b[0:4])
@@ -320,7 +347,7 @@ func syncedAfter(data []byte, from int64, seq uint64) bool {
 		if s <= seq || s > seq+1<<32 {
 			continue
 		}
-		if crc32.Checksum(b[8:frameHeader+int(n)], castagnoli) != binary.LittleEndian.Uint32(b[4:8]) {
+		if frameSum(salt, b[8:frameHeader+int(n)]) != binary.LittleEndian.Uint32(b[4:8]) {
 			continue
 		}
 		if binary.LittleEndian.Uint64(b[16:24]) >= seq {
@@ -336,14 +363,13 @@ func (j *Journal) newSegment(n uint64, first []byte) error {
 	if err != nil {
 		return fmt.Errorf("storage: create segment: %w", err)
 	}
-	hdr := make([]byte, segHeaderSize, segHeaderSize+frameHeader+len(first))
+	salt := newSalt(j.fs)
+	hdr := make([]byte, segHeaderSize)
 	copy(hdr, segMagic)
 	binary.LittleEndian.PutUint64(hdr[8:], j.nextSeq)
-	seq := j.nextSeq
-	if first != nil {
-		hdr = appendFrame(hdr, seq, j.synced, TypeSnapshot, first)
-		seq++
-	}
+	binary.LittleEndian.PutUint64(hdr[16:], salt)
+	binary.LittleEndian.PutUint32(hdr[24:], crc32.Checksum(hdr[:24], castagnoli))
+	// The header is durable before any frame follows it (recovery relies on that).
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		f.Close()
 		return fmt.Errorf("storage: write segment header: %w", err)
@@ -352,6 +378,20 @@ func (j *Journal) newSegment(n uint64, first []byte) error {
 		f.Close()
 		return fmt.Errorf("storage: sync segment: %w", err)
 	}
+	seq, off := j.nextSeq, int64(segHeaderSize)
+	if first != nil {
+		fr := appendFrame(nil, salt, seq, j.synced, TypeSnapshot, first)
+		if _, err := f.WriteAt(fr, off); err != nil {
+			f.Close()
+			return fmt.Errorf("storage: write snapshot: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("storage: sync segment: %w", err)
+		}
+		seq++
+		off += int64(len(fr))
+	}
 	if err := j.fs.SyncDir(j.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("storage: sync journal dir: %w", err)
@@ -359,12 +399,25 @@ func (j *Journal) newSegment(n uint64, first []byte) error {
 	if j.seg != nil {
 		j.seg.Close()
 	}
-	j.seg, j.segName, j.segNum, j.off, j.nextSeq = f, name, n, int64(len(hdr)), seq
+	j.seg, j.segName, j.segNum, j.off, j.nextSeq, j.salt = f, name, n, off, seq, salt
 	j.synced = seq - 1
 	return nil
 }
 
-func appendFrame(b []byte, seq, durable uint64, typ byte, payload []byte) []byte {
+// newSalt draws a segment salt: from the file system when it supplies one (the
+// simulator's, for determinism), else from crypto/rand.
+func newSalt(fs FS) uint64 {
+	if s, ok := fs.(interface{ Salt() uint64 }); ok {
+		return s.Salt()
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("storage: crypto/rand: %v", err)) // documented never to fail
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func appendFrame(b []byte, salt, seq, durable uint64, typ byte, payload []byte) []byte {
 	start := len(b)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
 	b = binary.LittleEndian.AppendUint32(b, 0)
@@ -372,7 +425,7 @@ func appendFrame(b []byte, seq, durable uint64, typ byte, payload []byte) []byte
 	b = binary.LittleEndian.AppendUint64(b, durable)
 	b = append(b, typ)
 	b = append(b, payload...)
-	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+8:], castagnoli))
+	binary.LittleEndian.PutUint32(b[start+4:], frameSum(salt, b[start+8:]))
 	return b
 }
 
@@ -381,7 +434,7 @@ func (j *Journal) Append(payload []byte) error {
 	if len(payload) > MaxRecord {
 		return fmt.Errorf("storage: record of %d bytes exceeds %d", len(payload), MaxRecord)
 	}
-	j.buf = appendFrame(j.buf, j.nextSeq+uint64(j.bufRecs), j.synced, TypeRecord, payload)
+	j.buf = appendFrame(j.buf, j.salt, j.nextSeq+uint64(j.bufRecs), j.synced, TypeRecord, payload)
 	j.bufRecs++
 	if len(j.buf) >= maxBatch {
 		return j.flush()

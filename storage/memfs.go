@@ -66,6 +66,7 @@ type MemFS struct {
 	epoch    uint64 // bumped by Crash; handles from an older epoch are dead
 	crashRNG splitmix64
 	faultRNG splitmix64
+	saltRNG  splitmix64
 	sector   int64
 	faults   MemFaults
 	stats    MemStats
@@ -98,6 +99,7 @@ func NewMemFS(seed uint64) *MemFS {
 		root:     newMemDir(),
 		crashRNG: splitmix64{state: s.next()},
 		faultRNG: splitmix64{state: s.next()},
+		saltRNG:  splitmix64{state: s.next()},
 		sector:   512,
 	}
 	if s.next()&1 == 1 {
@@ -603,3 +605,7 @@ func (f *memFile) Close() error {
 	f.closed = true
 	return nil
 }
+
+// Salt returns a value for the journal to salt its checksums with, from the seed (the
+// journal uses crypto/rand on other file systems).
+func (m *MemFS) Salt() uint64 { return m.saltRNG.next() }
