@@ -154,6 +154,13 @@ func (w *world) startNode(sn *simNode) {
 		return
 	}
 	if err := n.Start(w.local(sn)); err != nil {
+		if errors.Is(err, storage.ErrInjected) || errors.Is(err, storage.ErrNoSpace) {
+			// A disk fault during replay: the process dies and tries again.
+			w.tracef("node %d: recovery hit a disk fault (%v); retrying", sn.addr, err)
+			sn.disk.crash()
+			w.q.after(200*core.Millisecond, func() { w.startNode(sn) })
+			return
+		}
 		w.violation("node %d failed to recover: %v", sn.addr, err)
 		return
 	}
