@@ -116,6 +116,7 @@ func (n *Node) restoreSnapshot(s *snapshot) error {
 		v := n.addVolume(vs.cfg)
 		v.last, v.lastEpoch, v.commit, v.promoteFrom = vs.last, vs.lastEpoch, vs.commit, vs.promote
 		v.promoteDurable = true
+		v.growAt, v.growNode, v.growDurable = vs.growAt, vs.growNode, true
 		v.durable, v.durableEpoch = vs.last, vs.lastEpoch
 		for _, b := range vs.index {
 			v.index.set(b.Block, b.LSN)
@@ -167,6 +168,10 @@ func (n *Node) replay(r *record) error {
 	case recPromote:
 		if v := n.vols[r.vol]; v != nil {
 			v.promoteFrom, v.promoteDurable = max(v.promoteFrom, r.epoch), true
+		}
+	case recGrow:
+		if v := n.vols[r.vol]; v != nil && r.epoch >= v.growAt {
+			v.growAt, v.growNode, v.growDurable = r.epoch, r.member, true
 		}
 	case recAuth:
 		if n.auth == nil {
@@ -287,6 +292,7 @@ func (n *Node) maybeCheckpoint() {
 	for _, id := range n.volIDs {
 		v := n.vols[id]
 		vs := volSnap{cfg: v.cfg.Clone(), last: v.last, lastEpoch: v.lastEpoch, commit: v.commit, promote: v.promoteFrom,
+			growAt: v.growAt, growNode: v.growNode,
 			index: v.index.all(), dedup: v.dedup.upTo(^LSN(0)), epochs: v.epochs.list()}
 		for _, m := range v.unapplied {
 			vs.unapplied = append(vs.unapplied, *m)

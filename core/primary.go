@@ -49,6 +49,11 @@ func (n *Node) startPrimary(v *volume) {
 	}
 	v.prim = p
 	v.wantPromote, v.healthPending = false, false
+	if v.growAt == v.cfg.Epoch && v.growNode != 0 && p.members[v.growNode] != nil && !v.cfg.IsInSync(v.growNode) {
+		// A Grow asked for before a restart may still be granted: count the member until
+		// the authority answers it again.
+		p.growing, p.authOp, p.authTarget = v.growNode, OpGrow, v.growNode
+	}
 	n.sendHeartbeats(v)
 }
 
@@ -68,13 +73,19 @@ func (n *Node) primaryReconfigured(v *volume, old Config) {
 	n.advanceCommit(v)
 }
 
-// leaseValid: every other in-sync member has promised not to seek promotion until after now.
+// leaseValid: every other in-sync member, and a member whose Grow may still be granted,
+// has promised not to seek promotion until after now.
 func (n *Node) leaseValid(v *volume) bool {
 	for _, r := range v.cfg.InSync {
 		if r == n.p.Self {
 			continue
 		}
 		if m := v.prim.members[r]; m == nil || n.now >= m.leaseUntil {
+			return false
+		}
+	}
+	if g := v.prim.growing; g != 0 {
+		if m := v.prim.members[g]; m == nil || n.now >= m.leaseUntil {
 			return false
 		}
 	}
@@ -433,6 +444,15 @@ func (n *Node) reconfigure(v *volume) {
 		}
 		if m.match >= v.commit && !m.wantState && n.now-m.lastAck < n.p.HeartbeatInterval*2 {
 			p.growing = r
+			if v.growAt != v.cfg.Epoch || v.growNode != r {
+				at := v.cfg.Epoch
+				v.growAt, v.growNode, v.growDurable = at, r, false
+				n.append(encodeRecGrow(v.cfg.Volume, at, r), func() {
+					if v.growAt == at && v.growNode == r {
+						v.growDurable = true
+					}
+				})
+			}
 			n.sendAuth(v, OpGrow, r)
 			return
 		}
@@ -445,7 +465,11 @@ func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
 		n.authReqID++
 		p.authReq = n.authReqID
 	}
-	p.authOp, p.authTarget, p.authSent = op, target, n.now
+	p.authOp, p.authTarget = op, target
+	if op == OpGrow && !v.growDurable {
+		return // sent once the intent is journaled (the retransmit path)
+	}
+	p.authSent = n.now
 	n.send(n.p.Authority, &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
 }
 

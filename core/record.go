@@ -13,6 +13,7 @@ const (
 	recAuth                        // the authority changed a volume's configuration
 	recSnapshot                    // checkpoint: the node's whole durable state
 	recPromote                     // a replica is about to ask to be promoted from an epoch
+	recGrow                        // a primary is about to ask to grow a member back in at an epoch
 )
 
 // mutation is a log change whose blocks may not be in the block store yet.
@@ -58,6 +59,14 @@ func encodeRecPromote(vol VolumeID, from Epoch) []byte {
 	return e.b
 }
 
+func encodeRecGrow(vol VolumeID, at Epoch, member Addr) []byte {
+	e := encoder{b: []byte{byte(recGrow)}}
+	e.u64(uint64(vol))
+	e.u64(uint64(at))
+	e.u64(uint64(member))
+	return e.b
+}
+
 func encodeRecAuth(c *Config, deleted bool) []byte {
 	e := encoder{b: []byte{byte(recAuth)}}
 	e.config(c)
@@ -71,7 +80,9 @@ type volSnap struct {
 	last      LSN
 	lastEpoch Epoch
 	commit    LSN
-	promote   Epoch        // highest epoch this replica asked to be promoted from
+	promote   Epoch // highest epoch this replica asked to be promoted from
+	growAt    Epoch // a Grow of growNode asked for at this epoch
+	growNode  Addr
 	index     []BlockImage // Data empty: block -> LSN
 	dedup     []DedupRec
 	epochs    []DedupRec // Client unused; Req = epoch, LSN = lsn
@@ -93,6 +104,8 @@ func encodeSnapshot(s *snapshot) []byte {
 		e.u64(uint64(v.lastEpoch))
 		e.u64(uint64(v.commit))
 		e.u64(uint64(v.promote))
+		e.u64(uint64(v.growAt))
+		e.u64(uint64(v.growNode))
 		e.u64(uint64(len(v.index)))
 		for _, b := range v.index {
 			e.u64(b.Block)
@@ -126,6 +139,7 @@ type record struct {
 	cfg     Config
 	deleted bool
 	epoch   Epoch
+	member  Addr
 	entry   *Entry
 	sync    *Sync
 	snap    *snapshot
@@ -157,6 +171,10 @@ func decodeRecord(b []byte) (*record, error) {
 	case recPromote:
 		r.vol = VolumeID(d.u32())
 		r.epoch = Epoch(d.u64())
+	case recGrow:
+		r.vol = VolumeID(d.u32())
+		r.epoch = Epoch(d.u64())
+		r.member = Addr(d.u32())
 	case recSnapshot:
 		r.snap = decodeSnapshot(&d)
 	default:
@@ -182,6 +200,8 @@ func decodeSnapshot(d *decoder) *snapshot {
 		v.lastEpoch = Epoch(d.u64())
 		v.commit = LSN(d.u64())
 		v.promote = Epoch(d.u64())
+		v.growAt = Epoch(d.u64())
+		v.growNode = Addr(d.u32())
 		k := d.length(maxList, 2)
 		v.index = make([]BlockImage, k)
 		for j := range v.index {

@@ -34,7 +34,13 @@ type volume struct {
 	// promoteFrom: the highest epoch we asked to be promoted from (journaled before the
 	// request is sent). A request may still win while it is in flight, so we never promise
 	// to a primary at that epoch or an older one.
-	promoteFrom    Epoch
+	promoteFrom Epoch
+	// growAt/growNode: a Grow this node (as primary) asked for, journaled before it is
+	// sent. Until the authority's epoch moves past growAt the request may still be
+	// granted, so the member counts in commits and in the lease.
+	growAt         Epoch
+	growNode       Addr
+	growDurable    bool
 	promoteDurable bool
 	lastNeedSync   int64
 	early          map[LSN]*Replicate // replicates ahead of our log, waiting for a gap to fill

@@ -120,9 +120,10 @@ func BenchmarkFaultFree(b *testing.B) {
 // TestRegressionSeeds replays seeds that once found bugs (see DESIGN.md): 1040 (a retried
 // write applied twice after the dedup window evicted it), 231 (a member promised to the old
 // primary while its own promotion request was in flight), 723 (a recovered authority revealed
-// a configuration it had never issued).
+// a configuration it had never issued), 269 (a primary alone in its in-sync set served
+// under a lease while its own Grow request was in flight; the grown member was then promoted).
 func TestRegressionSeeds(t *testing.T) {
-	for _, seed := range []uint64{1040, 231, 214, 574, 723} {
+	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269} {
 		if r := Run(Options{Seed: seed}); r.Result != "ok" {
 			t.Errorf("seed %d: %s: %v\nreproduce with: %s", seed, r.Result, r.Violations, r.Replay)
 		}
