@@ -326,6 +326,7 @@ func (n *Node) writeMutation(v *volume, m *mutation) error {
 		}
 		for i := uint64(0); i < e.Count(); i++ {
 			v.index.set(e.Block+i, e.LSN)
+			delete(v.repairs, e.Block+i) // rewritten whole
 		}
 		v.applied, v.appliedEpoch = e.LSN, e.Epoch
 		return nil
@@ -336,6 +337,7 @@ func (n *Node) writeMutation(v *volume, m *mutation) error {
 			return fmt.Errorf("core: write blocks: %w", err)
 		}
 		v.index.set(b.Block, b.LSN)
+		delete(v.repairs, b.Block)
 	}
 	v.applied, v.appliedEpoch = s.Upto, s.UptoEpoch
 	return nil

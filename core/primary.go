@@ -241,6 +241,8 @@ func (n *Node) clientRead(from Addr, m *ClientRead) {
 		reply.Status = StatusInvalid
 	case !n.serving(v):
 		reply.Status = StatusUnavailable
+	case v.blockLost(m.Block, uint64(m.Count)):
+		reply.Status = StatusIOError // no replica holds it intact: reported, never served
 	default:
 		buf := make([]byte, int(m.Count)*BlockSize)
 		var ce *CorruptBlockError

@@ -37,25 +37,54 @@ func (n *Node) readBlocks(v *volume, block uint64, buf []byte) error {
 // a newer one is left to replication, which rewrites the block anyway.
 func (n *Node) requestRepair(v *volume, b uint64) {
 	if v.repairs == nil {
-		v.repairs = map[uint64]int64{}
+		v.repairs = map[uint64]*repair{}
 	}
-	last, ok := v.repairs[b]
+	rp, ok := v.repairs[b]
 	if !ok && len(v.repairs) >= maxRepairs {
 		return
 	}
-	if ok && n.now-last < n.p.RetransmitTimeout {
+	if ok && n.now-rp.asked < n.p.RetransmitTimeout {
 		return
 	}
-	v.repairs[b] = n.now
+	if !ok {
+		rp = &repair{}
+		v.repairs[b] = rp
+	}
+	rp.asked, rp.refused, rp.askedN = n.now, 0, 0
 	x := v.index.get(b)
 	if x > v.commit {
 		return
 	}
 	for _, r := range v.cfg.Replicas {
 		if r != n.p.Self {
+			rp.askedN++
 			n.send(r, &RepairRequest{Vol: v.cfg.Volume, Block: b, LSN: x})
 		}
 	}
+	if rp.askedN == 0 {
+		rp.lost = true
+	}
+}
+
+// repair is a corrupt block being repaired. lost: every replica asked in the last round
+// refused (none holds that version intact): reads of the block fail with an I/O error —
+// reported, never served — while repair keeps being retried.
+type repair struct {
+	asked   int64
+	askedN  int
+	refused int
+	lost    bool
+}
+
+// blockLost reports whether any block in [block, block+count) is known unrepairable.
+func (v *volume) blockLost(block, count uint64) bool {
+	// order-independent: any match answers.
+	for b, rp := range v.repairs {
+		if rp.lost && b >= block && b < block+count {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *Node) onRepairRequest(from Addr, m *RepairRequest) {
@@ -75,10 +104,18 @@ func (n *Node) onRepairRequest(from Addr, m *RepairRequest) {
 
 func (n *Node) onRepairReply(m *RepairReply) {
 	v := n.vols[m.Vol]
-	if v == nil || !m.OK || len(m.Data) != BlockSize {
+	if v == nil {
 		return
 	}
-	if _, ok := v.repairs[m.Block]; !ok || v.index.get(m.Block) != m.LSN {
+	rp, ok := v.repairs[m.Block]
+	if !ok || v.index.get(m.Block) != m.LSN {
+		return
+	}
+	if !m.OK || len(m.Data) != BlockSize {
+		rp.refused++
+		if rp.refused >= rp.askedN {
+			rp.lost = true
+		}
 		return
 	}
 	if err := n.st.WriteBlocks(v.cfg.Volume, m.Block, m.Data); err != nil {

@@ -44,7 +44,7 @@ type volume struct {
 	promoteDurable bool
 	lastNeedSync   int64
 	early          map[LSN]*Replicate // replicates ahead of our log, waiting for a gap to fill
-	repairs        map[uint64]int64   // corrupt blocks being repaired -> last request time
+	repairs        map[uint64]*repair // corrupt blocks being repaired
 	scrubNext      uint64             // next block the scrubber verifies
 	earlyEpoch     Epoch
 }

@@ -169,9 +169,15 @@ func (w *world) healAll() {
 }
 
 // bitrot flips one bit of a block file on a random node: persistent media corruption that
-// the block's checksum must catch and a replica must repair.
+// the block's checksum must catch and a replica must repair. It strikes only a node that is
+// in the in-sync set, with another member, of every volume it hosts: corruption of a
+// block's only intact copy is reported (reads fail with an I/O error) but cannot be
+// repaired, which the checks would count against the system.
 func (w *world) bitrot() {
-	sn := w.nodes[w.fltR.Intn(len(w.nodes))]
+	sn := w.pickNode(func(sn *simNode) bool { return w.repairable(sn.addr) })
+	if sn == nil {
+		return
+	}
 	names, err := sn.disk.fs.List(dataDir + "/blocks")
 	if err != nil || len(names) == 0 {
 		return
@@ -193,4 +199,21 @@ func (w *world) bitrot() {
 	}
 	w.bitrots++
 	w.tracef("node %d bit rot in %s at %d", sn.addr, name, off)
+}
+
+func (w *world) repairable(a core.Addr) bool {
+	auth := w.nodes[0].n
+	if auth == nil {
+		return false
+	}
+	for v := 0; v < w.s.volumes; v++ {
+		cfg, ok := auth.AuthorityConfig(core.VolumeID(v + 1))
+		if !ok {
+			return false
+		}
+		if cfg.IsReplica(a) && (!cfg.IsInSync(a) || len(cfg.InSync) < 2) {
+			return false
+		}
+	}
+	return true
 }
