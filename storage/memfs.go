@@ -448,7 +448,14 @@ func setLen(b *[]byte, n int64) {
 		*b = (*b)[:n]
 		return
 	}
-	*b = slices.Grow(*b, int(n-old))[:n]
+	if n > int64(cap(*b)) {
+		// Double: a journal grows by small appends, and the runtime's 1.25x growth for
+		// large slices would copy it over and over.
+		grown := make([]byte, old, max(n, 2*int64(cap(*b))))
+		copy(grown, *b)
+		*b = grown
+	}
+	*b = (*b)[:n]
 	clear((*b)[old:])
 }
 
