@@ -6,10 +6,11 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"math/bits"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/cairnstore/cairn/core"
 )
 
 // ErrCrashed is returned (wrapped) by every operation on a File handle that was open
@@ -64,9 +65,9 @@ type MemStats struct {
 type MemFS struct {
 	root     *memNode
 	epoch    uint64 // bumped by Crash; handles from an older epoch are dead
-	crashRNG splitmix64
-	faultRNG splitmix64
-	saltRNG  splitmix64
+	crashRNG *core.Rand
+	faultRNG *core.Rand
+	saltRNG  *core.Rand
 	sector   int64
 	faults   MemFaults
 	stats    MemStats
@@ -94,15 +95,15 @@ type memOp struct {
 // NewMemFS returns an empty MemFS whose randomness (crash outcomes, faults, sector
 // size of 512 or 4096 bytes) is derived from seed.
 func NewMemFS(seed uint64) *MemFS {
-	s := splitmix64{state: seed}
+	s := core.NewRand(seed)
 	m := &MemFS{
 		root:     newMemDir(),
-		crashRNG: splitmix64{state: s.next()},
-		faultRNG: splitmix64{state: s.next()},
-		saltRNG:  splitmix64{state: s.next()},
+		crashRNG: core.NewRand(s.Uint64()),
+		faultRNG: core.NewRand(s.Uint64()),
+		saltRNG:  core.NewRand(s.Uint64()),
 		sector:   512,
 	}
-	if s.next()&1 == 1 {
+	if s.Uint64()&1 == 1 {
 		m.sector = 4096
 	}
 	m.root.nlink = 1
@@ -369,19 +370,19 @@ func (m *MemFS) crashFile(n *memNode) {
 	res := slices.Clone(n.durable)
 	for _, op := range n.pending {
 		if op.trunc {
-			if m.crashRNG.next()&1 == 1 {
+			if m.crashRNG.Uint64()&1 == 1 {
 				setLen(&res, op.off)
 			}
 			continue
 		}
-		switch m.crashRNG.intn(3) {
+		switch m.crashRNG.Intn(3) {
 		case 0: // dropped
 		case 1: // kept whole
 			writeInto(&res, op.off, op.data)
 		case 2: // torn
 			end := op.off + int64(len(op.data))
 			for s := op.off / m.sector; s*m.sector < end; s++ {
-				if m.crashRNG.next()&1 == 0 {
+				if m.crashRNG.Uint64()&1 == 0 {
 					continue
 				}
 				lo, hi := max(op.off, s*m.sector), min(end, (s+1)*m.sector)
@@ -408,7 +409,7 @@ func (m *MemFS) CorruptByte(name string, off int64) error {
 	if off < 0 || (off >= int64(len(n.data)) && off >= int64(len(n.durable))) {
 		return fmt.Errorf("storage: corrupt %s at %d: offset out of range", name, off)
 	}
-	mask := byte(1) << m.faultRNG.intn(8)
+	mask := byte(1) << m.faultRNG.Intn(8)
 	if off < int64(len(n.data)) {
 		n.data[off] ^= mask
 	}
@@ -438,7 +439,7 @@ func (m *MemFS) chance(ppm uint32) bool {
 	if ppm == 0 {
 		return false
 	}
-	return m.faultRNG.intn(1_000_000) < uint64(ppm)
+	return m.faultRNG.Chance(ppm)
 }
 
 // setLen resizes *b to n bytes; bytes exposed by growing are zero.
@@ -465,23 +466,6 @@ func writeInto(b *[]byte, off int64, p []byte) {
 		setLen(b, end)
 	}
 	copy((*b)[off:], p)
-}
-
-// splitmix64 is a tiny deterministic PRNG (Steele, Lea & Flood).
-type splitmix64 struct{ state uint64 }
-
-func (r *splitmix64) next() uint64 {
-	r.state += 0x9e3779b97f4a7c15
-	z := r.state
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-// intn returns a value in [0, n) (n > 0), by multiply-high (bias < n/2^64).
-func (r *splitmix64) intn(n uint64) uint64 {
-	hi, _ := bits.Mul64(r.next(), n)
-	return hi
 }
 
 // ---- File ----
@@ -525,9 +509,9 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := copy(p, f.n.data[off:])
-	if m.chance(m.faults.BitFlipPPM) {
+	if n > 0 && m.chance(m.faults.BitFlipPPM) {
 		m.stats.BitFlips++
-		bit := m.faultRNG.intn(uint64(n) * 8)
+		bit := m.faultRNG.Int63n(int64(n) * 8)
 		p[bit/8] ^= 1 << (bit % 8)
 	}
 	if n < len(p) {
@@ -615,4 +599,4 @@ func (f *memFile) Close() error {
 
 // Salt returns a value for the journal to salt its checksums with, from the seed (the
 // journal uses crypto/rand on other file systems).
-func (m *MemFS) Salt() uint64 { return m.saltRNG.next() }
+func (m *MemFS) Salt() uint64 { return m.saltRNG.Uint64() }
