@@ -113,17 +113,17 @@ func (c *Client) submit(now int64, op *clientOp) uint64 {
 	return op.req
 }
 
+// Config returns the cached configuration of vol.
+func (c *Client) Config(vol VolumeID) (Config, bool) {
+	cfg, ok := c.configs[vol]
+	return cfg, ok
+}
+
 // Drain returns and clears outgoing messages and completions.
 func (c *Client) Drain() ([]Envelope, []Completion) {
 	o, d := c.out, c.done
 	c.out, c.done = nil, nil
 	return o, d
-}
-
-// Config returns the cached configuration of vol.
-func (c *Client) Config(vol VolumeID) (Config, bool) {
-	cfg, ok := c.configs[vol]
-	return cfg, ok
 }
 
 func (c *Client) attempt(op *clientOp) {

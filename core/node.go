@@ -44,7 +44,6 @@ type Node struct {
 	checkpointing   bool
 	restartHold     int64 // no promotion before this local time (promises made before a crash)
 	authReqID       uint64
-	started         bool
 }
 
 type opWait struct {
@@ -52,9 +51,6 @@ type opWait struct {
 	kind OpKind
 	done func()
 }
-
-// ErrStopped is returned when a stopped node is used.
-var ErrStopped = errors.New("core: node stopped")
 
 // NewNode builds a node; call Start before anything else.
 func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
@@ -106,7 +102,6 @@ func (n *Node) Start(now int64) error {
 	if n.auth != nil {
 		n.auth.recovered()
 	}
-	n.started = true
 	return nil
 }
 
@@ -371,7 +366,7 @@ func (n *Node) learnConfig(cfg Config) *volume {
 	wasPrimary := v.prim != nil
 	switch {
 	case wasPrimary && cfg.Primary == n.p.Self:
-		n.primaryReconfigured(v, old)
+		n.primaryReconfigured(v)
 	case wasPrimary:
 		n.stepDown(v)
 	case cfg.Primary == n.p.Self:

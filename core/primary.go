@@ -65,7 +65,7 @@ func (n *Node) stepDown(v *volume) {
 	v.lastHeard = n.now
 }
 
-func (n *Node) primaryReconfigured(v *volume, old Config) {
+func (n *Node) primaryReconfigured(v *volume) {
 	p := v.prim
 	if p.growing != 0 && v.cfg.IsInSync(p.growing) {
 		p.growing = 0

@@ -77,20 +77,6 @@ func (e *Engine) Checkpoint(snapshot []byte) error {
 	return e.journal.Checkpoint(snapshot)
 }
 
-// Do carries out one of the core's storage effects, durably.
-func (e *Engine) Do(op core.StorageOp) error {
-	switch op.Kind {
-	case core.OpAppend:
-		if err := e.Append(op.Data); err != nil {
-			return err
-		}
-		return e.Sync()
-	case core.OpCheckpoint:
-		return e.Checkpoint(op.Data)
-	}
-	return fmt.Errorf("storage: unknown op kind %d", op.Kind)
-}
-
 // JournalSize is the current journal segment's size in bytes.
 func (e *Engine) JournalSize() int64 { return e.journal.Size() }
 
