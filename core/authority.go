@@ -220,6 +220,22 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		a.grants[r.Vol] = grant{node: r.Node, expires: a.n.now + grantLease}
 		a.afterDurable(reply(StatusOK, c))
 		return
+	case OpSetQoS:
+		q, err := r.QoS.Normalize()
+		if err != nil {
+			a.afterDurable(reply(StatusInvalid, c))
+			return
+		}
+		if r.FromEpoch != 0 && r.FromEpoch != c.Epoch {
+			conflict()
+			return
+		}
+		// A new epoch: the primary applies the limits live, and every replica learns them
+		// (a member promoted later enforces the same figures).
+		c.QoS = q
+		c.Epoch++
+		a.commit(c, false, reply(StatusOK, c))
+		return
 	}
 	if r.FromEpoch != c.Epoch {
 		conflict()
@@ -285,7 +301,8 @@ func (a *authority) create(r *AuthRequest, cur *Config, reply func(Status, Confi
 		a.afterDurable(reply(StatusConflict, cur.Clone()))
 		return
 	}
-	if r.Vol == 0 || r.Blocks == 0 || r.RF < 1 || r.RF > 5 {
+	q, qerr := r.QoS.Normalize()
+	if r.Vol == 0 || r.Blocks == 0 || r.RF < 1 || r.RF > 5 || qerr != nil {
 		a.afterDurable(reply(StatusInvalid, Config{Volume: r.Vol}))
 		return
 	}
@@ -305,7 +322,7 @@ func (a *authority) create(r *AuthRequest, cur *Config, reply func(Status, Confi
 		j := rng.Intn(i + 1)
 		zones[i], zones[j] = zones[j], zones[i]
 	}
-	c := Config{Volume: r.Vol, Blocks: r.Blocks, RF: r.RF, Epoch: 1}
+	c := Config{Volume: r.Vol, Blocks: r.Blocks, RF: r.RF, Epoch: 1, QoS: q}
 	for _, z := range zones[:r.RF] {
 		var in []Addr
 		for _, ni := range a.n.p.Nodes {

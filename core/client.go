@@ -35,6 +35,7 @@ type clientOp struct {
 	req       uint64
 	vol       VolumeID
 	write     bool
+	flush     bool
 	block     uint64
 	count     uint32
 	data      []byte
@@ -98,6 +99,12 @@ func (c *Client) Read(now int64, vol VolumeID, block uint64, count uint32) uint6
 	return c.submit(now, &clientOp{vol: vol, block: block, count: count})
 }
 
+// Flush starts a flush: it completes once every write the primary logged before it is
+// durable on every in-sync member.
+func (c *Client) Flush(now int64, vol VolumeID) uint64 {
+	return c.submit(now, &clientOp{vol: vol, flush: true})
+}
+
 func (c *Client) submit(now int64, op *clientOp) uint64 {
 	c.now = max(c.now, now)
 	full := !c.CanSubmit()
@@ -135,10 +142,13 @@ func (c *Client) attempt(op *clientOp) {
 	}
 	op.sentAt = c.now
 	op.attempts++
-	if op.write {
+	switch {
+	case op.write:
 		c.out = append(c.out, Envelope{To: cfg.Primary, Msg: &ClientWrite{Vol: op.vol, Epoch: cfg.Epoch, Client: c.p.Session,
 			Req: op.req, Oldest: c.oldest(), Block: op.block, Data: op.data}})
-	} else {
+	case op.flush:
+		c.out = append(c.out, Envelope{To: cfg.Primary, Msg: &ClientFlush{Vol: op.vol, Epoch: cfg.Epoch, Client: c.p.Session, Req: op.req}})
+	default:
 		c.out = append(c.out, Envelope{To: cfg.Primary, Msg: &ClientRead{Vol: op.vol, Epoch: cfg.Epoch, Client: c.p.Session,
 			Req: op.req, Block: op.block, Count: op.count}})
 	}

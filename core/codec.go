@@ -202,6 +202,29 @@ func (e *encoder) config(c *Config) {
 	e.u64(uint64(c.Primary))
 	e.addrs(c.InSync)
 	e.addrs(c.Replicas)
+	e.qos(&c.QoS)
+}
+
+func (e *encoder) qos(q *QoS) {
+	e.i64(q.IOPS)
+	e.i64(q.BurstIOPS)
+	e.i64(q.BurstCredits)
+	e.i64(q.MBps)
+}
+
+func (d *decoder) qos(q *QoS) {
+	q.IOPS, q.BurstIOPS, q.BurstCredits, q.MBps = d.limit(), d.limit(), d.limit(), d.limit()
+}
+
+// limit decodes a QoS figure, at most 2^40 in magnitude (the authority refuses bad ones
+// with a reason; the decoder only bounds them).
+func (d *decoder) limit() int64 {
+	v := d.i64()
+	if v > 1<<40 || v < -(1<<40) {
+		d.fail("QoS figure %d beyond ±2^40", v)
+		return 0
+	}
+	return v
 }
 
 func (d *decoder) config(c *Config) {
@@ -212,6 +235,7 @@ func (d *decoder) config(c *Config) {
 	c.Primary = Addr(d.u32())
 	c.InSync = d.addrs()
 	c.Replicas = d.addrs()
+	d.qos(&c.QoS)
 }
 
 func (e *encoder) entry(x *Entry) {
@@ -325,6 +349,7 @@ func (m *Heartbeat) encode(e *encoder) {
 	e.i64(m.SentAt)
 	e.u64(uint64(m.Commit))
 	e.bool(m.WantState)
+	e.i64(m.Credits)
 }
 
 func (m *Heartbeat) decode(d *decoder) {
@@ -333,6 +358,7 @@ func (m *Heartbeat) decode(d *decoder) {
 	m.SentAt = d.i64()
 	m.Commit = LSN(d.u64())
 	m.WantState = d.bool()
+	m.Credits = d.i64()
 }
 
 func (m *ReplicaAck) encode(e *encoder) {
@@ -427,6 +453,7 @@ func (m *AuthRequest) encode(e *encoder) {
 	e.u64(uint64(m.Node))
 	e.u64(m.Blocks)
 	e.u64(uint64(m.RF))
+	e.qos(&m.QoS)
 }
 
 func (m *AuthRequest) decode(d *decoder) {
@@ -437,6 +464,21 @@ func (m *AuthRequest) decode(d *decoder) {
 	m.Node = Addr(d.u32())
 	m.Blocks = d.u64()
 	m.RF = d.u8()
+	d.qos(&m.QoS)
+}
+
+func (m *ClientFlush) encode(e *encoder) {
+	e.u64(uint64(m.Vol))
+	e.u64(uint64(m.Epoch))
+	e.u64(m.Client)
+	e.u64(m.Req)
+}
+
+func (m *ClientFlush) decode(d *decoder) {
+	m.Vol = VolumeID(d.u32())
+	m.Epoch = Epoch(d.u64())
+	m.Client = d.u64()
+	m.Req = d.u64()
 }
 
 func (m *AuthReply) encode(e *encoder) {

@@ -161,7 +161,13 @@ func codecDrawConfig(t *rapid.T, label string) Config {
 		Primary:  Addr(rapid.Uint32().Draw(t, label+"-primary")),
 		InSync:   codecDrawAddrs(t, label+"-insync"),
 		Replicas: codecDrawAddrs(t, label+"-replicas"),
+		QoS:      codecDrawQoS(t, label+"-qos"),
 	}
+}
+
+func codecDrawQoS(t *rapid.T, label string) QoS {
+	f := func(l string) int64 { return rapid.Int64Range(-(1 << 40), 1<<40).Draw(t, label+l) }
+	return QoS{IOPS: f("-iops"), BurstIOPS: f("-burst"), BurstCredits: f("-credits"), MBps: f("-mbps")}
 }
 
 func codecDrawEntry(t *rapid.T, label string) Entry {
@@ -239,7 +245,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 			PrevEpoch: Epoch(u64("prevepoch")), Entry: codecDrawEntry(t, "entry")}
 	case KindHeartbeat:
 		return &Heartbeat{Vol: VolumeID(u32("vol")), Config: codecDrawConfig(t, "config"), SentAt: i64("sentat"),
-			Commit: LSN(u64("commit")), WantState: bl("wantstate")}
+			Commit: LSN(u64("commit")), WantState: bl("wantstate"), Credits: i64("credits")}
 	case KindReplicaAck:
 		return &ReplicaAck{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch")), Last: LSN(u64("last")),
 			LastEpoch: Epoch(u64("lastepoch")), EchoSentAt: i64("echo"), NeedSync: bl("needsync"),
@@ -248,7 +254,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 		return codecDrawSync(t, "sync")
 	case KindAuthRequest:
 		return &AuthRequest{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Vol: VolumeID(u32("vol")), FromEpoch: Epoch(u64("fromepoch")),
-			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf")}
+			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos")}
 	case KindAuthReply:
 		return &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config")}
 	case KindHealthCheck:
@@ -273,6 +279,8 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 			data = codecDrawBlocks(t, 1, "data")
 		}
 		return &RepairReply{Vol: VolumeID(u32("vol")), Block: u64("block"), LSN: LSN(u64("lsn")), OK: ok, Data: data}
+	case KindClientFlush:
+		return &ClientFlush{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch")), Client: u64("client"), Req: u64("req")}
 	}
 	t.Fatalf("codecDrawMessage: no generator for kind %d", k)
 	return nil
@@ -281,7 +289,8 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 // codecSampleMessages returns one realistic message of every kind (two ClientReplies:
 // with and without a config).
 func codecSampleMessages() []Message {
-	cfg := Config{Volume: 7, Blocks: 1 << 18, RF: 3, Epoch: 4, Primary: 11, InSync: []Addr{11, 23}, Replicas: []Addr{11, 23, 37}}
+	cfg := Config{Volume: 7, Blocks: 1 << 18, RF: 3, Epoch: 4, Primary: 11, InSync: []Addr{11, 23}, Replicas: []Addr{11, 23, 37},
+		QoS: QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000, MBps: 125}}
 	block := bytes.Repeat([]byte{0xa5, 0x5a, 0x00, 0xff}, BlockSize/4)
 	return []Message{
 		&ClientWrite{Vol: 7, Epoch: 4, Client: 1001, Req: 42, Block: 1234, Data: block, FUA: true},
@@ -290,13 +299,14 @@ func codecSampleMessages() []Message {
 		&ClientReply{Vol: 7, Client: 1001, Req: 44, Status: StatusStaleEpoch, Epoch: 4, HasConfig: true, Config: cfg},
 		&Replicate{Vol: 7, Config: cfg, Commit: 99, PrevEpoch: 4,
 			Entry: Entry{LSN: 100, Epoch: 4, Client: 1001, Req: 42, Block: 1234, Data: block}},
-		&Heartbeat{Vol: 7, Config: cfg, SentAt: -5, Commit: 100, WantState: true},
+		&Heartbeat{Vol: 7, Config: cfg, SentAt: -5, Commit: 100, WantState: true, Credits: 5_399_000},
 		&ReplicaAck{Vol: 7, Epoch: 4, Last: 100, LastEpoch: 4, EchoSentAt: 1 << 50, NeedSync: true, CommitKnown: 90,
 			Dirty: []uint64{3, 1234, 1 << 40}},
 		&Sync{Vol: 7, Epoch: 4, From: 90, Upto: 100, UptoEpoch: 4, Commit: 100,
 			Blocks: []BlockImage{{Block: 3, LSN: 95, Data: block}},
 			Dedup:  []DedupRec{{Client: 1001, Req: 41, LSN: 97}, {Client: 1001, Req: 42, LSN: 100}}},
-		&AuthRequest{Op: OpCreateVolume, ReqID: 5, Vol: 7, Node: 11, Blocks: 1 << 18, RF: 3},
+		&AuthRequest{Op: OpCreateVolume, ReqID: 5, Vol: 7, Node: 11, Blocks: 1 << 18, RF: 3, QoS: QoS{IOPS: 100, BurstIOPS: 100}},
+		&ClientFlush{Vol: 7, Epoch: 4, Client: 1001, Req: 45},
 		&AuthReply{Op: OpPromote, ReqID: 6, Status: StatusConflict, Config: cfg},
 		&HealthCheck{Vol: 7, Epoch: 4},
 		&Probe{Vol: 7, Nonce: 77},

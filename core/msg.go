@@ -30,6 +30,7 @@ const (
 	KindConfigPushAck
 	KindRepairRequest
 	KindRepairReply
+	KindClientFlush
 	kindEnd
 )
 
@@ -55,7 +56,16 @@ type ClientRead struct {
 	Count  uint32
 }
 
-// ClientReply answers a ClientWrite, ClientRead, or a flush.
+// ClientFlush asks the primary to answer once every write it has logged so far is
+// committed (durable on every in-sync member). Acknowledged writes already are.
+type ClientFlush struct {
+	Vol    VolumeID
+	Epoch  Epoch
+	Client uint64
+	Req    uint64
+}
+
+// ClientReply answers a ClientWrite, ClientRead, or ClientFlush.
 type ClientReply struct {
 	Vol       VolumeID
 	Client    uint64
@@ -84,6 +94,9 @@ type Heartbeat struct {
 	Commit LSN
 	// WantState asks the member to answer with NeedSync and its dirty blocks.
 	WantState bool
+	// Credits is the primary's burst-credit balance (-1: not throttled), so a member that
+	// is promoted continues it instead of starting with a full bucket.
+	Credits int64
 }
 
 // ReplicaAck reports a member's log position to the primary.
@@ -122,6 +135,7 @@ const (
 	OpShrink
 	OpGrow
 	OpRequestHost
+	OpSetQoS // change a volume's QoS (FromEpoch 0: whatever the epoch)
 )
 
 // AuthRequest asks the authority for a configuration change or read.
@@ -133,6 +147,7 @@ type AuthRequest struct {
 	Node      Addr
 	Blocks    uint64 // create
 	RF        uint8  // create
+	QoS       QoS    // create, set-qos
 }
 
 // AuthReply answers an AuthRequest.
@@ -200,6 +215,7 @@ func (*RepairReply) Kind() Kind   { return KindRepairReply }
 
 func (*ClientWrite) Kind() Kind   { return KindClientWrite }
 func (*ClientRead) Kind() Kind    { return KindClientRead }
+func (*ClientFlush) Kind() Kind   { return KindClientFlush }
 func (*ClientReply) Kind() Kind   { return KindClientReply }
 func (*Replicate) Kind() Kind     { return KindReplicate }
 func (*Heartbeat) Kind() Kind     { return KindHeartbeat }
@@ -250,6 +266,8 @@ func newMessage(k Kind) Message {
 		return &RepairRequest{}
 	case KindRepairReply:
 		return &RepairReply{}
+	case KindClientFlush:
+		return &ClientFlush{}
 	}
 	return nil
 }

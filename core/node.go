@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/cairnstore/cairn/core/qos"
 )
 
 // Envelope is an outgoing message.
@@ -34,7 +36,8 @@ type Node struct {
 	vols   map[VolumeID]*volume
 	volIDs []VolumeID // sorted, for deterministic iteration
 
-	auth *authority
+	auth   *authority
+	global *qos.Global // node-wide adaptive admission
 
 	out      Output
 	opSeq    uint64
@@ -49,6 +52,7 @@ type Node struct {
 type opWait struct {
 	seq  uint64
 	kind OpKind
+	at   int64 // issued (local clock): the node's storage latency feeds its admission rate
 	done func()
 }
 
@@ -57,7 +61,11 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}}
+	g, err := qos.NewGlobal(p.Global, 0)
+	if err != nil {
+		return nil, fmt.Errorf("core: %w", err)
+	}
+	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, global: g}
 	if p.Authority == p.Self {
 		n.auth = newAuthority(n)
 	}
@@ -194,7 +202,7 @@ func (n *Node) send(to Addr, m Message) {
 func (n *Node) append(rec []byte, done func()) {
 	n.opSeq++
 	n.out.Ops = append(n.out.Ops, StorageOp{Seq: n.opSeq, Kind: OpAppend, Data: rec})
-	n.inflight = append(n.inflight, opWait{seq: n.opSeq, kind: OpAppend, done: done})
+	n.inflight = append(n.inflight, opWait{seq: n.opSeq, kind: OpAppend, at: n.now, done: done})
 	n.sinceCheckpoint++
 }
 
@@ -219,6 +227,8 @@ func (n *Node) StorageDone(now int64, seq uint64, err error) {
 	}
 	if w.kind == OpCheckpoint {
 		n.checkpointing = false
+	} else {
+		n.global.Observe(n.now - w.at)
 	}
 	if w.done != nil {
 		w.done()
@@ -230,9 +240,11 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 	n.now = max(n.now, now)
 	switch m := m.(type) {
 	case *ClientWrite:
-		n.clientWrite(from, m)
+		n.clientWrite(from, m, n.now, false)
 	case *ClientRead:
-		n.clientRead(from, m)
+		n.clientRead(from, m, n.now, false)
+	case *ClientFlush:
+		n.clientFlush(from, m, n.now)
 	case *Replicate:
 		n.onReplicate(from, m)
 	case *Heartbeat:
@@ -264,9 +276,11 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 // Tick advances time: heartbeats, timeouts, retransmissions, checkpoints.
 func (n *Node) Tick(now int64) {
 	n.now = max(n.now, now)
+	n.global.Tick(n.now, len(n.inflight))
 	for _, id := range n.volIDs {
 		v := n.vols[id]
 		if v.prim != nil {
+			n.drainQueue(v)
 			n.primaryTick(v)
 		} else {
 			n.secondaryTick(v)

@@ -1,6 +1,10 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/cairnstore/cairn/core/qos"
+)
 
 // Times are nanoseconds on the node's own clock.
 const (
@@ -31,6 +35,10 @@ type Params struct {
 	RetransmitTimeout int64 // resend replicates / syncs / authority requests
 	MaxPending        int   // uncommitted writes per volume before Busy
 	CheckpointEvery   int   // journal records between checkpoints
+	QueueDepth        int   // requests a throttled volume holds waiting for tokens before Busy
+
+	// Global is the node-wide adaptive admission bucket (spec section 6).
+	Global qos.GlobalConfig
 }
 
 // DefaultParams returns production-sane timings.
@@ -47,6 +55,8 @@ func DefaultParams(self Addr, zone uint32, authority Addr, nodes []NodeInfo) Par
 		RetransmitTimeout: 100 * Millisecond,
 		MaxPending:        256,
 		CheckpointEvery:   512,
+		QueueDepth:        64,
+		Global:            qos.DefaultGlobalConfig(),
 	}
 }
 
@@ -69,6 +79,11 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: Lease %d must exceed two heartbeat intervals (%d)", p.Lease, p.HeartbeatInterval)
 	case p.MaxPending <= 0 || p.CheckpointEvery <= 0:
 		return fmt.Errorf("params: MaxPending and CheckpointEvery must be positive")
+	case p.QueueDepth <= 0 || p.QueueDepth > 1<<16:
+		return fmt.Errorf("params: QueueDepth %d outside 1..65536", p.QueueDepth)
+	}
+	if err := p.Global.Validate(); err != nil {
+		return fmt.Errorf("params: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ type primaryState struct {
 	members       map[Addr]*member // every other replica host
 	reconcileUpto LSN              // reads and acks wait until this is committed
 	waiters       map[LSN][]waiter // clients waiting for an entry to commit
+	flushes       []flushWait      // flushes waiting for what was logged before them to commit
 	acks          []waiter         // committed, waiting for a valid lease to be answered
 	lastHB        int64
 	growing       Addr // member whose Grow is in flight: counted in every commit
@@ -38,6 +39,13 @@ type waiter struct {
 	to     Addr
 	client uint64
 	req    uint64
+	at     int64 // arrival, for the latency histogram
+	class  OpClass
+}
+
+type flushWait struct {
+	upto LSN
+	w    waiter
 }
 
 func (n *Node) startPrimary(v *volume) {
@@ -49,6 +57,7 @@ func (n *Node) startPrimary(v *volume) {
 	}
 	v.prim = p
 	v.wantPromote, v.healthPending = false, false
+	n.applyQoS(v)
 	if v.growAt == v.cfg.Epoch && v.growNode != 0 && p.members[v.growNode] != nil && !v.cfg.IsInSync(v.growNode) {
 		// A Grow asked for before a restart may still be granted: count the member until
 		// the authority answers it again.
@@ -59,6 +68,7 @@ func (n *Node) startPrimary(v *volume) {
 
 func (n *Node) stepDown(v *volume) {
 	v.prim = nil
+	n.dropQoS(v)
 	// As a secondary, every durable mutation belongs in the block store.
 	n.writeDurablePrefix(v)
 	v.matched = v.commit
@@ -70,6 +80,7 @@ func (n *Node) primaryReconfigured(v *volume) {
 	if p.growing != 0 && v.cfg.IsInSync(p.growing) {
 		p.growing = 0
 	}
+	n.applyQoS(v)
 	n.advanceCommit(v)
 }
 
@@ -118,13 +129,15 @@ func (n *Node) checkClientTarget(from Addr, vol VolumeID, epoch Epoch, client, r
 	return nil
 }
 
-func (n *Node) clientWrite(from Addr, m *ClientWrite) {
+// clientWrite handles a write that arrived at `at`; admitted is set when it comes out of
+// the volume's QoS queue.
+func (n *Node) clientWrite(from Addr, m *ClientWrite, at int64, admitted bool) {
 	v := n.checkClientTarget(from, m.Vol, m.Epoch, m.Client, m.Req)
 	if v == nil {
 		return
 	}
 	p := v.prim
-	w := waiter{to: from, client: m.Client, req: m.Req}
+	w := waiter{to: from, client: m.Client, req: m.Req, at: at, class: ClassWrite}
 	if len(m.Data) == 0 || len(m.Data)%BlockSize != 0 || !v.inRange(m.Block, uint64(len(m.Data)/BlockSize)) {
 		n.send(from, &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req, Status: StatusInvalid})
 		return
@@ -142,7 +155,12 @@ func (n *Node) clientWrite(from Addr, m *ClientWrite) {
 		return // a late duplicate of a request the client has finished with
 	}
 	if len(v.unapplied) >= n.p.MaxPending {
+		v.st.busy++
 		n.send(from, &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req, Status: StatusBusy})
+		return
+	}
+	if !admitted && !n.admitArrival(v, queuedReq{from: from, at: at, client: m.Client, req: m.Req, epoch: m.Epoch,
+		bytes: int64(len(m.Data)), write: m}) {
 		return
 	}
 	e := &Entry{LSN: v.last + 1, Epoch: v.cfg.Epoch, Client: m.Client, Req: m.Req, Oldest: m.Oldest, Block: m.Block, Data: m.Data}
@@ -200,6 +218,10 @@ func (n *Node) advanceCommit(v *volume) {
 	if c > v.commit {
 		v.commit = c
 	}
+	for len(p.flushes) > 0 && p.flushes[0].upto <= v.commit {
+		p.acks = append(p.acks, p.flushes[0].w)
+		p.flushes = slices.Delete(p.flushes, 0, 1)
+	}
 	for len(v.unapplied) > 0 && v.unapplied[0].durable && v.unapplied[0].lsn() <= v.commit {
 		mu := v.unapplied[0]
 		v.unapplied = slices.Delete(v.unapplied, 0, 1)
@@ -225,12 +247,36 @@ func (n *Node) flushAcks(v *volume) {
 		return
 	}
 	for _, w := range p.acks {
+		n.record(v, w.class, w.at)
 		n.send(w.to, &ClientReply{Vol: v.cfg.Volume, Client: w.client, Req: w.req, Status: StatusOK, Epoch: v.cfg.Epoch})
 	}
 	p.acks = p.acks[:0]
 }
 
-func (n *Node) clientRead(from Addr, m *ClientRead) {
+// clientFlush answers once everything logged before it has committed (so every write the
+// client saw acknowledged, and every write still in flight, is durable on all in-sync members).
+func (n *Node) clientFlush(from Addr, m *ClientFlush, at int64) {
+	v := n.checkClientTarget(from, m.Vol, m.Epoch, m.Client, m.Req)
+	if v == nil {
+		return
+	}
+	p := v.prim
+	w := waiter{to: from, client: m.Client, req: m.Req, at: at, class: ClassFlush}
+	if v.last <= v.commit {
+		p.acks = append(p.acks, w)
+		n.flushAcks(v)
+		return
+	}
+	if len(p.flushes) >= n.p.MaxPending {
+		v.st.busy++
+		n.send(from, &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req, Status: StatusBusy})
+		return
+	}
+	p.flushes = append(p.flushes, flushWait{upto: v.last, w: w})
+}
+
+// clientRead handles a read that arrived at `at` (admitted: it comes out of the QoS queue).
+func (n *Node) clientRead(from Addr, m *ClientRead, at int64, admitted bool) {
 	v := n.checkClientTarget(from, m.Vol, m.Epoch, m.Client, m.Req)
 	if v == nil {
 		return
@@ -241,6 +287,9 @@ func (n *Node) clientRead(from Addr, m *ClientRead) {
 		reply.Status = StatusInvalid
 	case !n.serving(v):
 		reply.Status = StatusUnavailable
+	case !admitted && !n.admitArrival(v, queuedReq{from: from, at: at, client: m.Client, req: m.Req, epoch: m.Epoch,
+		bytes: int64(m.Count) * BlockSize, read: m}):
+		return
 	case v.blockLost(m.Block, uint64(m.Count)):
 		reply.Status = StatusIOError // no replica holds it intact: reported, never served
 	default:
@@ -252,6 +301,7 @@ func (n *Node) clientRead(from Addr, m *ClientRead) {
 			reply.Status = StatusIOError
 		} else {
 			reply.Status, reply.Data, reply.Epoch = StatusOK, buf, v.cfg.Epoch
+			n.record(v, ClassRead, at)
 		}
 	}
 	n.send(from, reply)
@@ -265,7 +315,8 @@ func (n *Node) sendHeartbeats(v *volume) {
 		if m == nil {
 			continue
 		}
-		n.send(r, &Heartbeat{Vol: v.cfg.Volume, Config: v.cfg.Clone(), SentAt: n.now, Commit: v.commit, WantState: m.wantState})
+		n.send(r, &Heartbeat{Vol: v.cfg.Volume, Config: v.cfg.Clone(), SentAt: n.now, Commit: v.commit, WantState: m.wantState,
+			Credits: v.credits(n.now)})
 	}
 }
 

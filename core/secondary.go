@@ -118,6 +118,7 @@ func (n *Node) onHeartbeat(from Addr, m *Heartbeat) {
 		return
 	}
 	v.commit = max(v.commit, min(m.Commit, v.matched))
+	v.q.peerCredits = m.Credits
 	if m.WantState {
 		v.lastNeedSync = 0
 		n.needSync(v)

@@ -29,6 +29,16 @@ type Config struct {
 	Primary  Addr
 	InSync   []Addr // sorted; always contains Primary
 	Replicas []Addr // sorted hosts, one per zone
+	QoS      QoS    // admission limits the primary enforces
+}
+
+// QoS is a volume's provisioned performance (spec section 6). IOPS == 0 means the
+// volume is not throttled (the other fields must then be zero too).
+type QoS struct {
+	IOPS         int64 // provisioned (baseline) operations per second
+	BurstIOPS    int64 // highest rate while burst credits last (>= IOPS)
+	BurstCredits int64 // burst bucket size in operations; starts full
+	MBps         int64 // throughput limit in MiB/s; 0 = unlimited
 }
 
 // Clone returns a deep copy.

@@ -22,6 +22,8 @@ type volume struct {
 	unapplied []*mutation
 
 	prim *primaryState // non-nil while this node acts as primary
+	q    volQoS        // admission (on the primary)
+	st   *volStats     // latency and admission figures, from the first promotion on
 
 	// secondary state
 	matched       LSN   // our log matches the current primary's up to here
@@ -50,7 +52,7 @@ type volume struct {
 }
 
 func newVolume(cfg Config) *volume {
-	return &volume{cfg: cfg, index: newBlockIndex(), dedup: newDedupTable(), epochs: newEpochLog()}
+	return &volume{cfg: cfg, index: newBlockIndex(), dedup: newDedupTable(), epochs: newEpochLog(), q: volQoS{peerCredits: -1}}
 }
 
 // logMutation records m in the log's in-memory description (position, epochs, dedup).

@@ -29,6 +29,7 @@ func seedConfig(vol core.VolumeID, epoch core.Epoch) core.Config {
 		Primary:  11,
 		InSync:   []core.Addr{11, 23},
 		Replicas: []core.Addr{11, 23, 37},
+		QoS:      core.QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000},
 	}
 }
 
@@ -59,6 +60,8 @@ func seedMessages() []core.Message {
 		&core.ConfigPushAck{Vol: 7, Epoch: 5},
 		&core.RepairRequest{Vol: 7, Block: 12, LSN: 99},
 		&core.RepairReply{Vol: 7, Block: 12, LSN: 99, OK: true, Data: make([]byte, core.BlockSize)},
+		&core.ClientFlush{Vol: 7, Epoch: 4, Client: 1001, Req: 45},
+		&core.AuthRequest{Op: core.OpSetQoS, ReqID: 7, Vol: 7, QoS: core.QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000, MBps: 125}},
 	}
 }
 
@@ -198,6 +201,7 @@ func (f *fields) config() core.Config {
 		Primary:  core.Addr(uint32(f.c >> 32)),
 		InSync:   f.addrs(0, 5),
 		Replicas: f.addrs(8, 5),
+		QoS:      core.QoS{IOPS: int64(f.a % (1 << 40)), BurstIOPS: int64(f.b % (1 << 40)), BurstCredits: int64(f.c % (1 << 40)), MBps: int64(f.d % (1 << 40))},
 	}
 }
 
@@ -228,7 +232,7 @@ var builders = []func(f *fields) core.Message{
 	},
 	func(f *fields) core.Message {
 		return &core.Heartbeat{Vol: core.VolumeID(uint32(f.d)), Config: f.config(), SentAt: f.x, Commit: core.LSN(f.a ^ f.b),
-			WantState: f.flag(0)}
+			WantState: f.flag(0), Credits: int64(f.a)}
 	},
 	func(f *fields) core.Message {
 		return &core.ReplicaAck{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b), Last: core.LSN(f.c),
@@ -249,7 +253,8 @@ var builders = []func(f *fields) core.Message{
 	},
 	func(f *fields) core.Message {
 		return &core.AuthRequest{Op: core.AuthOp(f.flags), ReqID: f.a, Vol: core.VolumeID(uint32(f.b)),
-			FromEpoch: core.Epoch(f.c), Node: core.Addr(uint32(f.b >> 32)), Blocks: f.d, RF: uint8(f.x)}
+			FromEpoch: core.Epoch(f.c), Node: core.Addr(uint32(f.b >> 32)), Blocks: f.d, RF: uint8(f.x),
+			QoS: core.QoS{IOPS: int64(f.x % (1 << 40)), MBps: int64(f.d % (1 << 20))}}
 	},
 	func(f *fields) core.Message {
 		return &core.AuthReply{Op: core.AuthOp(f.flags), ReqID: uint64(f.x), Status: core.Status(f.d >> 8), Config: f.config()}
@@ -275,6 +280,9 @@ var builders = []func(f *fields) core.Message{
 			r.Data = f.blocks(1)
 		}
 		return r
+	},
+	func(f *fields) core.Message {
+		return &core.ClientFlush{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b), Client: f.c, Req: f.d}
 	},
 }
 

@@ -86,6 +86,11 @@ func decodeBlock(b []byte) uint64 {
 func (sc *simClient) issue() {
 	w := sc.w
 	vol := sc.vols[w.wrkR.Intn(len(sc.vols))]
+	if w.s.flushPct > 0 && w.wrkR.Intn(100) < w.s.flushPct {
+		sc.c.Flush(w.q.now, vol) // no effect on the registers: not in the history
+		sc.flush()
+		return
+	}
 	hot := w.s.hotBlocks[vol-1]
 	count := uint32(1 + w.wrkR.Intn(int(w.s.maxCount)))
 	count = min(count, uint32(hot))

@@ -14,7 +14,16 @@ type Scenario string
 const (
 	ScenarioMixed     Scenario = "mixed"      // swarm: random shape and the full fault model
 	ScenarioFaultFree Scenario = "fault-free" // 3 nodes, 1 volume, 4 clients, no faults (speed baseline)
+	// ScenarioBurst: one saturating volume with the cloud-disk burst vectors (scaled by
+	// Options.BurstScale), no faults; checks Q1 and the burst length.
+	ScenarioBurst Scenario = "burst"
+	// ScenarioNoisyNeighbour: a saturating bursty volume beside a provisioned one on shared
+	// disks of bounded capacity, no faults; checks Q2.
+	ScenarioNoisyNeighbour Scenario = "noisy-neighbour"
 )
+
+// Scenarios lists every scenario name.
+var Scenarios = []Scenario{ScenarioMixed, ScenarioFaultFree, ScenarioBurst, ScenarioNoisyNeighbour}
 
 // Options configures one run.
 type Options struct {
@@ -26,7 +35,13 @@ type Options struct {
 	FailureDir string
 	// Nodes, Volumes, Clients override the swarm's choice when nonzero (benchmarks).
 	Nodes, Volumes, Clients int
+	// BurstScale divides the burst scenario's rates and credits (0: DefaultBurstScale);
+	// the burst lasts as long at any scale, 1 runs the real vectors (slow).
+	BurstScale int64
 }
+
+// DefaultBurstScale keeps the burst scenario to 100 IOPS while it bursts.
+const DefaultBurstScale = 30
 
 // shape is what a seed draws: cluster, workload and fault rates.
 type shape struct {
@@ -70,6 +85,11 @@ type shape struct {
 	offset []int64
 
 	params core.Params // template
+
+	// QoS
+	qos         []core.QoS // per volume, at creation
+	setQoSEvery int64      // mean time between live QoS changes (0: never)
+	flushPct    int        // share of operations that are flushes
 }
 
 func (s *shape) String() string {
@@ -94,7 +114,12 @@ func drawShape(r *core.Rand, o *Options) *shape {
 	ms := core.Millisecond
 	tmpl := core.DefaultParams(1, 0, 1, nil)
 	s.params = tmpl
-	if o.Scenario == ScenarioFaultFree {
+	switch o.Scenario {
+	case ScenarioBurst:
+		drawBurst(s, o)
+	case ScenarioNoisyNeighbour:
+		drawNoisy(s)
+	case ScenarioFaultFree:
 		s.nodes, s.zones, s.volumes, s.clients = 3, 3, 1, 4
 		s.rf = []uint8{3}
 		s.blocks = []uint64{64}
@@ -103,7 +128,7 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.opTimeout = 5 * core.Second
 		s.delayBase, s.delayJit = 100_000, 100_000
 		s.diskBase, s.diskJit = 50_000, 100_000
-	} else {
+	default:
 		s.zones = int(between(r, 3, 4))
 		s.nodes = int(between(r, int64(s.zones), 6))
 		s.volumes = int(between(r, 1, 3))
@@ -150,6 +175,7 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.params.FailTimeout = pick(r, s.params.Lease/2, s.params.Lease+100*ms, s.params.Lease+pick[int64](r, 400, 1000)*ms)
 		s.params.ShrinkTimeout = pick[int64](r, 200, 500, 800) * ms
 		s.params.CheckpointEvery = int(pick[int64](r, 16, 128, 512))
+		drawQoS(r, s)
 	}
 	if o.Nodes > 0 {
 		s.nodes = max(o.Nodes, s.zones)
@@ -180,8 +206,11 @@ func drawShape(r *core.Rand, o *Options) *shape {
 			}
 		}
 	}
+	for len(s.qos) < len(s.rf) {
+		s.qos = append(s.qos, core.QoS{})
+	}
 	for i := 0; i < s.nodes; i++ {
-		if o.Scenario == ScenarioFaultFree {
+		if o.Scenario != ScenarioMixed {
 			s.drift = append(s.drift, 0)
 			s.offset = append(s.offset, 0)
 			continue

@@ -31,9 +31,12 @@ type Result struct {
 	BitRots              int      `json:"bitrots"`
 	DiskFulls            int      `json:"disk_fulls"`
 	Messages             uint64   `json:"messages"`
+	QoSChanges           int      `json:"qos_changes"`
 	Shape                string   `json:"shape"`
 	Replay               string   `json:"replay"`
 	HTML                 []string `json:"html,omitempty"`
+	// Volumes: per volume, admission counts and simulated latency (spec sections 6 and 7).
+	Volumes []VolumeResult `json:"volumes"`
 }
 
 // Phase lengths in simulated time.
@@ -52,10 +55,14 @@ func Run(o Options) Result {
 	if o.Scenario == "" {
 		o.Scenario = ScenarioMixed
 	}
-	if o.Duration <= 0 {
+	defaultDuration := o.Duration <= 0
+	if defaultDuration {
 		o.Duration = defaultSafety
 	}
 	w := newWorld(&o)
+	if d := qosDuration(&o, w.s); d > 0 && defaultDuration {
+		o.Duration = d
+	}
 	w.setup()
 	w.healAt = o.Duration
 	w.q.at(w.healAt, func() {
@@ -77,7 +84,12 @@ func Run(o Options) Result {
 		e.fire()
 	}
 	w.phase = 3
+	for _, sn := range w.nodes {
+		w.harvestLatency(sn)
+	}
 	res := Result{Seed: o.Seed, Shape: w.s.String(), Events: w.events}
+	res.Volumes = w.volumeResults(float64(stopAt) / 1e9)
+	w.checkQoS()
 	if !finalDone {
 		w.stuck("final reads did not finish within %v of simulated time", time.Duration(finalReadLimit))
 	}
@@ -98,15 +110,18 @@ func Run(o Options) Result {
 	}
 	res.Failovers, res.UnnecessaryFailovers = w.failovers, w.unnecessary
 	res.Crashes, res.Pauses, res.Partitions = w.crashes, w.pauses, w.partitions
-	res.BitRots, res.DiskFulls = w.bitrots, w.diskFulls
+	res.BitRots, res.DiskFulls, res.QoSChanges = w.bitrots, w.diskFulls, w.qosChanges
 	res.Messages = w.msgsSent
 	res.SimSeconds = float64(w.q.now) / 1e9
 	res.Replay = fmt.Sprintf("cairn sim --seed %d", o.Seed)
 	if o.Scenario != ScenarioMixed {
 		res.Replay += " --scenario " + string(o.Scenario)
 	}
-	if o.Duration != defaultSafety {
+	if !defaultDuration {
 		res.Replay += fmt.Sprintf(" --duration %s", time.Duration(o.Duration))
+	}
+	if o.Scenario == ScenarioBurst && o.BurstScale > 0 && o.BurstScale != DefaultBurstScale {
+		res.Replay += fmt.Sprintf(" --burst-scale %d", o.BurstScale)
 	}
 	switch {
 	case w.hasViolation:
@@ -143,6 +158,8 @@ func (w *world) setup() {
 		w.startNode(sn)
 	}
 	w.createVolumes()
+	w.q.at(0, w.sampleQoS)
+	w.scheduleQoSChanges()
 	for i := 0; i < s.clients; i++ {
 		sc := w.newClient(i, s.attach[i])
 		w.clients = append(w.clients, sc)
@@ -155,7 +172,7 @@ func (w *world) setup() {
 func (w *world) createVolumes() {
 	for i := 0; i < w.s.volumes; i++ {
 		vol := core.VolumeID(i + 1)
-		req := &core.AuthRequest{Op: core.OpCreateVolume, ReqID: uint64(vol), Vol: vol, Blocks: w.s.blocks[i], RF: w.s.rf[i]}
+		req := &core.AuthRequest{Op: core.OpCreateVolume, ReqID: uint64(vol), Vol: vol, Blocks: w.s.blocks[i], RF: w.s.rf[i], QoS: w.s.qos[i]}
 		var try func()
 		try = func() {
 			if w.created(vol) {
@@ -172,7 +189,7 @@ func (w *world) created(vol core.VolumeID) bool { return len(w.issued[vol]) > 0 
 
 func (w *world) adminReply(m core.Message) {
 	if r, ok := m.(*core.AuthReply); ok && r.Status != core.StatusOK && r.Status != core.StatusConflict {
-		w.violation("create volume %d failed: %v", r.Config.Volume, r.Status)
+		w.violation("authority refused admin op %d on volume %d: %v", r.Op, r.Config.Volume, r.Status)
 	}
 }
 

@@ -56,6 +56,10 @@ type world struct {
 	hasViolation bool
 	bitrots      int
 	diskFulls    int
+	qosChanges   int
+
+	qosAgg map[core.VolumeID]*volAgg
+	seen   map[counterKey]counterSeen
 }
 
 type issuedCfg struct {
@@ -125,7 +129,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func newWorld(o *Options) *world {
 	root := core.NewRand(o.Seed)
-	w := &world{o: o, hash: fnv.New64a(), issued: map[core.VolumeID][]issuedCfg{}, cut: map[[2]core.Addr]int{}}
+	w := &world{o: o, hash: fnv.New64a(), issued: map[core.VolumeID][]issuedCfg{}, cut: map[[2]core.Addr]int{},
+		qosAgg: map[core.VolumeID]*volAgg{}, seen: map[counterKey]counterSeen{}}
 	w.s = drawShape(core.NewRand(root.Uint64()), o)
 	w.netR = core.NewRand(root.Uint64())
 	w.fltR = core.NewRand(root.Uint64())
@@ -299,6 +304,7 @@ func (w *world) crash(sn *simNode) {
 	if !sn.up {
 		return
 	}
+	w.harvestLatency(sn) // the observer keeps what the node measured
 	sn.disk.crash()
 	sn.up, sn.paused, sn.n, sn.held = false, false, nil, nil
 	sn.incarnation++

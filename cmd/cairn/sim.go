@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,13 +16,25 @@ import (
 )
 
 const simUsage = `Usage:
-  cairn sim --seed N [--json] [--trace] [--duration D] [--scenario S]
+  cairn sim --seed N [--json] [--trace] [--duration D] [--scenario S] [--burst-scale K]
   cairn sim --seeds COUNT [--from FIRST] [--json] [--workers W]
 
 Runs the deterministic simulator. One seed draws a whole cluster (nodes, zones,
 volumes, clients, timeouts, fault rates), runs a safety phase with faults, then a
 liveness phase with the cluster healed, and checks every history with Porcupine.
 The same seed on the same commit replays bit-identically (same trace_hash).
+
+Scenarios:
+  mixed            the swarm: every seed its own cluster, workload, QoS and faults (default)
+  fault-free       3 nodes, 1 volume, 4 clients, no faults: the speed baseline
+  burst            one volume with the cloud-disk burst vectors of a 100 GiB volume
+                   (300 IOPS baseline, 3,000 burst, 5.4 M credits), divided by
+                   --burst-scale, saturated for 2,100 s; checks Q1 (admitted rate within
+                   ±5% over every 10 s window) and that the burst lasts 2,000 s
+  noisy-neighbour  a bursting volume beside a provisioned one on shared disks; checks
+                   Q2 (the provisioned volume keeps its rate)
+With --json each seed's object has a "volumes" array: provisioned_iops,
+admitted_iops, throttled, busy, write_p50_us, write_p99_us, read_p99_us, ...
 
 Exit status: 0 only if every seed is "ok"; 1 if any is "violation" or "stuck";
 2 for bad usage.
@@ -31,6 +44,8 @@ Examples:
   cairn sim --seed 42 --trace         print every event of the run
   cairn sim --seeds 1000 --json       a campaign; last line is a JSON summary
   cairn sim --seeds 200 --from 5000   seeds 5000..5199
+  cairn sim --seed 1 --scenario burst --json
+  cairn sim --seed 1 --scenario burst --burst-scale 1   the real vectors (minutes)
 
 Flags:
 `
@@ -50,6 +65,7 @@ type simFlags struct {
 	volumes  int
 	clients  int
 	failFast bool
+	scale    int64
 }
 
 func simMain(args []string, stdout, stderr io.Writer) int {
@@ -61,8 +77,9 @@ func simMain(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&f.from, "from", 1, "first seed of a campaign")
 	fs.BoolVar(&f.json, "json", false, "end with one JSON object on the last line of standard output")
 	fs.BoolVar(&f.trace, "trace", false, "print every event (one seed only)")
-	fs.DurationVar(&f.duration, "duration", 20*time.Second, "simulated length of the safety (fault) phase")
-	fs.StringVar(&f.scenario, "scenario", string(sim.ScenarioMixed), "workload and faults: mixed (swarm, full fault model) or fault-free")
+	fs.DurationVar(&f.duration, "duration", 0, "simulated length of the safety (fault) phase (0: the scenario's: 20s, burst 2100s, noisy-neighbour 60s)")
+	fs.StringVar(&f.scenario, "scenario", string(sim.ScenarioMixed), "workload and faults: mixed, fault-free, burst or noisy-neighbour")
+	fs.Int64Var(&f.scale, "burst-scale", sim.DefaultBurstScale, "burst scenario: divide the cloud-disk rates and credits by `K` (1: the real vectors)")
 	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "seeds run in parallel in a campaign (each seed is still single-threaded)")
 	fs.StringVar(&f.failures, "failures", "sim-failures", "`DIR` for Porcupine's HTML of failing histories (empty: none)")
 	fs.IntVar(&f.nodes, "nodes", 0, "override the number of nodes (0: the seed decides)")
@@ -101,10 +118,12 @@ func (f *simFlags) validate(extra int) error {
 		return fmt.Errorf("--seeds must be positive")
 	case f.trace && !f.seedSet:
 		return fmt.Errorf("--trace works with --seed only")
-	case f.duration < time.Second || f.duration > time.Hour:
+	case f.duration != 0 && (f.duration < time.Second || f.duration > time.Hour):
 		return fmt.Errorf("--duration %v out of range [1s, 1h]", f.duration)
-	case f.scenario != string(sim.ScenarioMixed) && f.scenario != string(sim.ScenarioFaultFree):
-		return fmt.Errorf("unknown --scenario %q (mixed, fault-free)", f.scenario)
+	case !slices.Contains(sim.Scenarios, sim.Scenario(f.scenario)):
+		return fmt.Errorf("unknown --scenario %q (mixed, fault-free, burst, noisy-neighbour)", f.scenario)
+	case f.scale < 1 || f.scale > 3000:
+		return fmt.Errorf("--burst-scale %d out of range [1, 3000]", f.scale)
 	case f.workers < 1:
 		return fmt.Errorf("--workers must be at least 1")
 	case f.nodes < 0 || f.nodes > 64 || f.volumes < 0 || f.volumes > 64 || f.clients < 0 || f.clients > 256:
@@ -115,7 +134,7 @@ func (f *simFlags) validate(extra int) error {
 
 func (f *simFlags) options(seed uint64) sim.Options {
 	return sim.Options{Seed: seed, Scenario: sim.Scenario(f.scenario), Duration: int64(f.duration),
-		FailureDir: f.failures, Nodes: f.nodes, Volumes: f.volumes, Clients: f.clients}
+		FailureDir: f.failures, Nodes: f.nodes, Volumes: f.volumes, Clients: f.clients, BurstScale: f.scale}
 }
 
 func runOne(f *simFlags, stdout, stderr io.Writer) int {
@@ -141,6 +160,18 @@ func printResult(w io.Writer, r *sim.Result) {
 		r.Seed, r.Result, r.TraceHash, r.SimSeconds, r.WallSeconds, r.SimSeconds/max(r.WallSeconds, 1e-9), r.Events, r.Ops, r.OpsUnknown,
 		r.Failovers, r.UnnecessaryFailovers, r.Crashes, r.Pauses, r.Partitions)
 	fmt.Fprintf(w, "  shape: %s\n", r.Shape)
+	for _, v := range r.Volumes {
+		prov := "unthrottled"
+		if v.ProvisionedIOPS > 0 {
+			prov = fmt.Sprintf("%d IOPS (burst %d)", v.ProvisionedIOPS, v.BurstIOPS)
+		}
+		fmt.Fprintf(w, "  volume %d: %s  admitted %.1f/s  throttled %d busy %d lent %d  write p50 %.0fµs p99 %.0fµs  read p99 %.0fµs",
+			v.ID, prov, v.AdmittedIOPS, v.Throttled, v.Busy, v.Lent, v.WriteP50us, v.WriteP99us, v.ReadP99us)
+		if v.BurstSeconds != 0 {
+			fmt.Fprintf(w, "  burst %.0fs", v.BurstSeconds)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "  %s\n", v)
 	}

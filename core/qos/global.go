@@ -1,0 +1,258 @@
+package qos
+
+import "fmt"
+
+// GlobalConfig configures the node-wide bucket and its rate controller.
+type GlobalConfig struct {
+	InitialRate, MinRate, MaxRate int64 // node-wide ops/s; 0 < MinRate <= InitialRate <= MaxRate
+	TargetLatency                 int64 // ns: raise the rate while the smoothed latency stays under this
+	MaxQueue                      int   // cut the rate while the observed queue depth exceeds this
+	Interval                      int64 // ns between rate adjustments (e.g. 100 ms)
+	// DiscountPermille, in 1..1000, is a burst operation's charge against its volume's
+	// credits, in thousandths of a credit, while the global bucket has headroom
+	// (1000 = no discount, i.e. opportunism off).
+	DiscountPermille int64
+}
+
+// DefaultGlobalConfig returns a configuration for a node of a few tens of thousands of
+// operations per second.
+func DefaultGlobalConfig() GlobalConfig {
+	return GlobalConfig{
+		InitialRate:      20_000,
+		MinRate:          1_000,
+		MaxRate:          1_000_000,
+		TargetLatency:    5_000_000, // 5 ms
+		MaxQueue:         256,
+		Interval:         100_000_000, // 100 ms
+		DiscountPermille: 500,
+	}
+}
+
+// maxLatency bounds latencies (Observe) and TargetLatency, in ns (about 18 minutes).
+const maxLatency = 1 << 40
+
+// maxInterval bounds Interval (ns, about 13 days).
+const maxInterval = 1 << 50
+
+// Validate reports the first field that is out of range.
+func (c GlobalConfig) Validate() error {
+	switch {
+	case c.MinRate <= 0:
+		return fmt.Errorf("qos: global config: MinRate must be > 0, got %d", c.MinRate)
+	case c.InitialRate < c.MinRate:
+		return fmt.Errorf("qos: global config: InitialRate must be >= MinRate (%d), got %d", c.MinRate, c.InitialRate)
+	case c.MaxRate < c.InitialRate:
+		return fmt.Errorf("qos: global config: MaxRate must be >= InitialRate (%d), got %d", c.InitialRate, c.MaxRate)
+	case c.MaxRate > maxFigure:
+		return fmt.Errorf("qos: global config: MaxRate must be <= %d, got %d", int64(maxFigure), c.MaxRate)
+	case c.TargetLatency <= 0:
+		return fmt.Errorf("qos: global config: TargetLatency must be > 0 ns, got %d", c.TargetLatency)
+	case c.TargetLatency > maxLatency:
+		return fmt.Errorf("qos: global config: TargetLatency must be <= %d ns, got %d", int64(maxLatency), c.TargetLatency)
+	case c.MaxQueue <= 0:
+		return fmt.Errorf("qos: global config: MaxQueue must be > 0, got %d", c.MaxQueue)
+	case c.Interval <= 0:
+		return fmt.Errorf("qos: global config: Interval must be > 0 ns, got %d", c.Interval)
+	case c.Interval > maxInterval:
+		return fmt.Errorf("qos: global config: Interval must be <= %d ns, got %d", int64(maxInterval), c.Interval)
+	case c.DiscountPermille < 1 || c.DiscountPermille > 1000:
+		return fmt.Errorf("qos: global config: DiscountPermille must be in 1..1000, got %d", c.DiscountPermille)
+	}
+	return nil
+}
+
+// ewmaShift is the fixed-point shift of the latency EWMA (ns·2^ewmaShift).
+const ewmaShift = 8
+
+// Global is the node-wide bucket that every operation the node admits is charged to,
+// and whose adaptive fill rate stands for what the node can serve.
+//
+// Guaranteed operations are force-charged (the level may go into debt, down to minus
+// the capacity) and never refused; burst operations need a whole token. So the node
+// serves every volume's provisioned rate first and lends what it has left to bursts.
+//
+// The bucket refills at Rate() with capacity max(1, Rate/10) (100 ms worth). Once per
+// Interval, Tick adjusts the rate from what the node observed in that interval:
+//
+//   - The latencies fed to Observe are averaged over the interval, and an EWMA with
+//     alpha 1/4 per interval follows the interval means (an interval with no sample
+//     leaves it as it is; the first interval with samples initializes it).
+//   - Decrease: if the EWMA exceeds TargetLatency, the rate is scaled by
+//     TargetLatency/EWMA (but at most halved): a rate the node serves at latency L is
+//     brought to the rate it would serve at the target if latency were proportional to
+//     load, a multiplicative decrease proportional to the excess rather than a fixed
+//     halving. If the highest queue depth passed to Tick in the interval exceeds
+//     MaxQueue, the rate is cut by 1/8 (the stronger cut wins if both apply).
+//   - Increase: otherwise, if the bucket ran dry during the interval (a burst operation
+//     was refused for want of a token, or the level reached zero: demand was limited by
+//     the node bucket), the rate grows in proportion to the slack:
+//     rate·(Target-EWMA)/Target/8, at least 1 and at most rate/10 (10%) per interval.
+//     Without such demand the rate stays where it is, so an idle node does not ratchet
+//     its rate up to MaxRate.
+//   - The rate is clamped to [MinRate, MaxRate]; a rate change keeps the bucket's level
+//     (clamped to the new capacity).
+//
+// Both the increase and the decrease shrink as the latency approaches the target, so the
+// node settles near the rate whose latency is the target instead of sawing between a
+// fixed-step climb and a halving (AIMD). The EWMA's lag damps the response to a single
+// bad interval.
+type Global struct {
+	cfg  GlobalConfig
+	b    Bucket
+	last int64 // latest now seen
+	next int64 // time of the next rate adjustment (a grid of Interval from NewGlobal's now)
+
+	// this interval's observations
+	sum      int64 // sum of latencies (ns), saturating
+	n        int64 // number of latencies
+	maxDepth int   // highest queue depth passed to Tick
+	dry      bool  // demand was limited by the bucket
+
+	ewma    int64 // smoothed latency, ns << ewmaShift
+	hasEWMA bool
+}
+
+// NewGlobal returns a node bucket at InitialRate, full, at now.
+func NewGlobal(c GlobalConfig, now int64) (*Global, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &Global{
+		cfg:  c,
+		b:    makeBucket(c.InitialRate, globalCapacity(c.InitialRate), now),
+		last: now,
+		next: now + c.Interval,
+	}, nil
+}
+
+// globalCapacity is the node bucket's capacity at rate: 1/10 s worth.
+func globalCapacity(rate int64) int64 { return max(1, rate/10) }
+
+func (g *Global) clock(now int64) int64 {
+	if now > g.last {
+		g.last = now
+	}
+	return g.last
+}
+
+// charge force-takes one token for a guaranteed operation (see Global).
+func (g *Global) charge(now int64) {
+	g.b.refill(g.clock(now))
+	g.b.force(scale, -g.b.capacity)
+	if g.b.level <= 0 {
+		g.dry = true
+	}
+}
+
+// hasToken reports whether a burst operation may be admitted (one whole token), and
+// records a refusal as demand the bucket limited.
+func (g *Global) hasToken(now int64) bool {
+	g.b.refill(g.clock(now))
+	if g.b.level < scale {
+		g.dry = true
+		return false
+	}
+	return true
+}
+
+// take takes the token hasToken found.
+func (g *Global) take(now int64) {
+	g.b.refill(g.clock(now))
+	g.b.level -= scale
+	if g.b.level <= 0 {
+		g.dry = true
+	}
+}
+
+// Observe records one completed operation's service latency (ns). Negative latencies
+// count as 0, latencies above 2^40 ns as 2^40.
+func (g *Global) Observe(latency int64) {
+	l := min(max(latency, 0), maxLatency)
+	if g.sum <= 1<<62-l { // saturate rather than overflow if Tick is starved
+		g.sum += l
+		g.n++
+	}
+}
+
+// Tick adjusts the rate once per Interval (see Global). Call it often (e.g. at every
+// node step) with the node's current queue depth; calls between adjustments only record
+// the depth. After a gap of several intervals the rate is adjusted once.
+func (g *Global) Tick(now int64, queueDepth int) {
+	now = g.clock(now)
+	g.maxDepth = max(g.maxDepth, queueDepth)
+	if now < g.next {
+		return
+	}
+	g.next += g.cfg.Interval * ((now-g.next)/g.cfg.Interval + 1)
+
+	if g.n > 0 {
+		mean := (g.sum / g.n) << ewmaShift
+		if g.hasEWMA {
+			g.ewma += (mean - g.ewma) / 4
+		} else {
+			g.ewma, g.hasEWMA = mean, true
+		}
+	}
+	g.b.refill(now)
+	if g.b.level <= 0 {
+		g.dry = true
+	}
+
+	rate, target, e := g.b.rate, g.cfg.TargetLatency, g.LatencyEWMA()
+	next := rate
+	switch {
+	case e > target || g.maxDepth > g.cfg.MaxQueue:
+		if e > target {
+			next = max(rate/2, mulDiv(rate, target, e))
+		}
+		if g.maxDepth > g.cfg.MaxQueue {
+			next = min(next, rate-rate/8)
+		}
+	case g.dry:
+		up := mulDiv(rate, target-e, target) / 8
+		next = rate + min(max(up, 1), max(rate/10, 1))
+	}
+	g.setRate(now, min(max(next, g.cfg.MinRate), g.cfg.MaxRate))
+
+	g.sum, g.n, g.maxDepth, g.dry = 0, 0, 0, false
+}
+
+// setRate changes the fill rate and the capacity with it, keeping the level.
+func (g *Global) setRate(now, rate int64) {
+	g.b.SetRate(now, rate)
+	g.b.SetCapacity(now, globalCapacity(rate))
+}
+
+// Rate is the current adaptive fill rate, ops/s.
+func (g *Global) Rate() int64 { return g.b.rate }
+
+// Tokens returns the whole tokens at now; negative while guaranteed operations have put
+// the bucket in debt.
+func (g *Global) Tokens(now int64) int64 { return g.b.Tokens(g.clock(now)) }
+
+// Headroom reports whether the bucket is at least half full at now: the node is
+// serving less than its rate, and burst operations are charged at the discount.
+func (g *Global) Headroom(now int64) bool {
+	g.b.refill(g.clock(now))
+	return g.b.level >= g.b.capacity-g.b.capacity/2
+}
+
+// LatencyEWMA is the smoothed latency, ns (0 before the first sample).
+func (g *Global) LatencyEWMA() int64 { return g.ewma >> ewmaShift }
+
+// Config returns the configuration.
+func (g *Global) Config() GlobalConfig { return g.cfg }
+
+// SetConfig changes the configuration at now. The rate is kept, clamped to the new
+// [MinRate, MaxRate] (InitialRate only matters to NewGlobal); the next adjustment stays
+// where it was unless the new Interval brings it closer.
+func (g *Global) SetConfig(now int64, c GlobalConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	now = g.clock(now)
+	g.cfg = c
+	g.next = min(g.next, now+c.Interval)
+	g.setRate(now, min(max(g.b.rate, c.MinRate), c.MaxRate))
+	return nil
+}
