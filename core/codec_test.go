@@ -166,7 +166,7 @@ func codecDrawConfig(t *rapid.T, label string) Config {
 }
 
 func codecDrawQoS(t *rapid.T, label string) QoS {
-	f := func(l string) int64 { return rapid.Int64Range(-(1 << 40), 1<<40).Draw(t, label+l) }
+	f := func(l string) int64 { return rapid.Int64Range(-(1<<40), 1<<40).Draw(t, label+l) }
 	return QoS{IOPS: f("-iops"), BurstIOPS: f("-burst"), BurstCredits: f("-credits"), MBps: f("-mbps")}
 }
 

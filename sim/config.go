@@ -175,7 +175,6 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.params.FailTimeout = pick(r, s.params.Lease/2, s.params.Lease+100*ms, s.params.Lease+pick[int64](r, 400, 1000)*ms)
 		s.params.ShrinkTimeout = pick[int64](r, 200, 500, 800) * ms
 		s.params.CheckpointEvery = int(pick[int64](r, 16, 128, 512))
-		drawQoS(r, s)
 	}
 	if o.Nodes > 0 {
 		s.nodes = max(o.Nodes, s.zones)
@@ -205,6 +204,9 @@ func drawShape(r *core.Rand, o *Options) *shape {
 				s.attach[c] = append(s.attach[c], other)
 			}
 		}
+	}
+	if o.Scenario == ScenarioMixed {
+		drawQoS(r, s) // after the attachments: the limits fit the clients (fitQoS)
 	}
 	for len(s.qos) < len(s.rf) {
 		s.qos = append(s.qos, core.QoS{})

@@ -12,20 +12,42 @@ func drawQoS(r *core.Rand, s *shape) {
 		return
 	}
 	s.params.QueueDepth = pick(r, 1, 4, 64)
-	for range s.volumes {
+	for v := range s.volumes {
 		if r.Intn(3) == 0 {
 			s.qos = append(s.qos, core.QoS{})
 			continue
 		}
-		iops := pick[int64](r, 20, 100, 400)
-		s.qos = append(s.qos, core.QoS{IOPS: iops, BurstIOPS: iops * pick[int64](r, 1, 3, 10),
-			BurstCredits: pick[int64](r, 0, 200, 5000), MBps: pick[int64](r, 0, 0, 1, 8)})
+		s.qos = append(s.qos, s.fitQoS(v, pick[int64](r, 20, 100, 400), pick[int64](r, 1, 3, 10),
+			pick[int64](r, 0, 200, 5000), pick[int64](r, 0, 0, 1, 8)))
 	}
 	s.setQoSEvery = pick[int64](r, 0, 3000, 8000) * core.Millisecond
 	// A node-wide rate that sometimes binds: the adaptive controller works under faults.
 	s.params.Global.InitialRate = pick[int64](r, 200, 2000, 20_000)
 	s.params.Global.MinRate = min(s.params.Global.InitialRate, 200)
 	s.params.Global.TargetLatency = pick[int64](r, 2, 5, 20) * core.Millisecond
+}
+
+// fitQoS builds a volume's QoS, raised where needed so its clients' operations can
+// complete within their timeout: a volume provisioned below what its attached clients keep
+// in flight per timeout only ever times out (every operation waits longer than its client
+// does), which is the operator's mistake, not a liveness failure. The floor is four times
+// the in-flight operations per operation timeout, in operations and in bytes.
+func (s *shape) fitQoS(v int, iops, burstX, credits, mbps int64) core.QoS {
+	inflight := int64(0)
+	for _, vols := range s.attach {
+		for _, x := range vols {
+			if int(x) == v+1 {
+				inflight += int64(s.inFlight) + 1 // + a flush
+			}
+		}
+	}
+	floor := 4 * inflight * core.Second / s.opTimeout
+	iops = max(iops, floor)
+	if mbps > 0 {
+		perOp := int64(s.maxCount) * core.BlockSize
+		mbps = max(mbps, (floor*perOp+(1<<20)-1)>>20)
+	}
+	return core.QoS{IOPS: iops, BurstIOPS: iops * burstX, BurstCredits: credits, MBps: mbps}
 }
 
 // drawBurst: the cloud-disk vectors of a 100 GiB volume, divided by the scale (rates and
@@ -90,8 +112,8 @@ func (w *world) scheduleQoSChanges() {
 		vol := core.VolumeID(w.fltR.Intn(w.s.volumes) + 1)
 		q := core.QoS{}
 		if w.fltR.Intn(4) != 0 {
-			iops := pick[int64](w.fltR, 10, 50, 200, 1000)
-			q = core.QoS{IOPS: iops, BurstIOPS: iops * pick[int64](w.fltR, 1, 4), BurstCredits: pick[int64](w.fltR, 0, 500)}
+			q = w.s.fitQoS(int(vol-1), pick[int64](w.fltR, 10, 50, 200, 1000), pick[int64](w.fltR, 1, 4),
+				pick[int64](w.fltR, 0, 500), 0)
 		}
 		w.qosChanges++
 		w.tracef("admin: volume %d QoS -> %+v", vol, q)

@@ -30,6 +30,17 @@ func TestSimJSONContract(t *testing.T) {
 	if m["result"] != "ok" || m["seed"].(float64) != 3 {
 		t.Errorf("unexpected result %v", m)
 	}
+	vols, _ := m["volumes"].([]any)
+	if len(vols) == 0 {
+		t.Fatalf("no volumes array in %v", m)
+	}
+	for _, v := range vols {
+		for _, k := range []string{"id", "provisioned_iops", "admitted_iops", "throttled", "busy", "write_p50_us", "write_p99_us", "read_p99_us"} {
+			if _, ok := v.(map[string]any)[k]; !ok {
+				t.Errorf("volume entry missing %q: %v", k, v)
+			}
+		}
+	}
 
 	out.Reset()
 	if code := run([]string{"sim", "--seeds", "2", "--from", "10", "--json", "--failures", ""}, &out, &errb); code != 0 {
