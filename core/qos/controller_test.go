@@ -25,8 +25,8 @@ type nodeResult struct {
 	latSum    []int64 // per second: sum of completed latencies
 	latN      []int64 // per second: number of completions
 	admitted  []int64 // per second: admitted operations
-	maxRate   int64
-	minRate   int64
+	maxRate   int64   // over the whole run
+	minRate   int64   // over the whole run
 	ewmaAtEnd int64
 }
 
@@ -148,14 +148,16 @@ func saturatingVolumes(n int, capacity int64) []Limits {
 // a rate controller, and the one where the rule "rate·Target/EWMA on the EWMA" alone
 // collapses into a deep sawtooth.
 //
-// Measured (this code, both starting rates): the rate's mean over the last 200 s is
-// 99.9% of the capacity with a standard deviation of 0.2% of the mean, every rate after
-// the warm-up is within 3% of the capacity, and the latency averages about 0.9× the
-// target. The bands below (rate within ±15% of capacity after 60 s, sd < 5%, latency
-// between 0.5× and 2× the target, throughput ≥ 90% of capacity) leave room for
-// reasonable tuning while failing an AIMD sawtooth (a halving every few seconds is a
-// ±25% swing), a controller that runs away (rate far above capacity, latency
-// unbounded), or one that settles far below the capacity.
+// Measured (this code, both starting rates 2,000 and 100,000): over the last 200 s the
+// rate averages 99.9% of the capacity with a standard deviation of 0.18% of the mean;
+// after the 60 s warm-up it stays within [19,936, 20,038]; the latency averages 0.86× the
+// target. (The rule "rate·Target/EWMA whenever the EWMA is over the target" alone,
+// measured on this same node, averages 33% of the capacity with a standard deviation of
+// 84%.) The bands below (every rate after 60 s within ±15% of the capacity, sd < 5%,
+// latency between 0.5× and 2× the target, throughput >= 90% of the capacity) leave room
+// for reasonable tuning while failing an AIMD sawtooth (a halving every few seconds is a
+// ±25% swing), a controller that runs away (rate far above the capacity, latency
+// unbounded) or one that settles far below the capacity.
 func TestControllerCliffNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("300 s of simulated node")
@@ -168,7 +170,9 @@ func TestControllerCliffNode(t *testing.T) {
 		res := nodeSim{capacity: capacity, step: second / 10_000, dur: 300 * second,
 			vols: saturatingVolumes(4, capacity), cfg: cfg}.run(t)
 		checkEquilibrium(t, res, cfg, capacity, 0.15, 0.05)
-		if lat := res.meanLatency(100, 300); lat < 0.5*float64(cfg.TargetLatency) || lat > 2*float64(cfg.TargetLatency) {
+		lat := res.meanLatency(100, 300)
+		t.Logf("initial %d: mean latency over the last 200 s %.0f ns (%.2f× the target)", initial, lat, lat/float64(cfg.TargetLatency))
+		if lat < 0.5*float64(cfg.TargetLatency) || lat > 2*float64(cfg.TargetLatency) {
 			t.Errorf("initial %d: mean latency %.0f ns over the last 200 s, target %d", initial, lat, cfg.TargetLatency)
 		}
 		var served int64
@@ -213,7 +217,9 @@ func TestControllerLoadProportionalNode(t *testing.T) {
 		if sd > 0.05*mean {
 			t.Errorf("initial %d: rate sd %.0f over the last 200 s, want < 5%% of the mean %.0f", initial, sd, mean)
 		}
-		if lat := res.meanLatency(100, 300); math.Abs(lat-float64(cfg.TargetLatency)) > 0.2*float64(cfg.TargetLatency) {
+		lat := res.meanLatency(100, 300)
+		t.Logf("initial %d: mean latency over the last 200 s %.0f ns (%.2f× the target)", initial, lat, lat/float64(cfg.TargetLatency))
+		if math.Abs(lat-float64(cfg.TargetLatency)) > 0.2*float64(cfg.TargetLatency) {
 			t.Errorf("initial %d: mean latency %.0f ns over the last 200 s, want within 20%% of the target %d", initial, lat, cfg.TargetLatency)
 		}
 	}
@@ -224,8 +230,14 @@ func TestControllerLoadProportionalNode(t *testing.T) {
 func checkEquilibrium(t *testing.T, res nodeResult, cfg GlobalConfig, capacity int64, band, sdMax float64) {
 	t.Helper()
 	mean, sd := res.stats(100*second, 300*second)
-	t.Logf("initial %d: rate mean %.0f (%.3f× capacity) sd %.2f%%, min %d max %d, latency EWMA %d ns (target %d)",
-		cfg.InitialRate, mean, mean/float64(capacity), 100*sd/mean, res.minRate, res.maxRate, res.ewmaAtEnd, cfg.TargetLatency)
+	lo60, hi60 := int64(math.MaxInt64), int64(0)
+	for i, at := range res.times {
+		if at >= 60*second {
+			lo60, hi60 = min(lo60, res.rates[i]), max(hi60, res.rates[i])
+		}
+	}
+	t.Logf("initial %d: last 200 s: rate mean %.0f (%.3f× capacity) sd %.2f%%; after 60 s: min %d max %d; latency EWMA at the end %d ns (target %d)",
+		cfg.InitialRate, mean, mean/float64(capacity), 100*sd/mean, lo60, hi60, res.ewmaAtEnd, cfg.TargetLatency)
 	lo, hi := float64(capacity)*(1-band), float64(capacity)*(1+band)
 	for i, at := range res.times {
 		if r := float64(res.rates[i]); at >= 60*second && (r < lo || r > hi) {

@@ -90,18 +90,20 @@ const (
 // interval means (an interval without samples leaves it as it is; the first interval
 // with samples initializes it). With L = max(e, m), T the target latency:
 //
-//   - Decrease, when the interval's mean m exceeds T. The new rate is the mildest of
-//     three candidates, but never above the current rate and never below half of it:
-//     the proportional cut rate·T/L (the rate the node would serve at the target if
-//     latency were proportional to load); the drain rate s·(1 - 2^k·(m-T)/elapsed),
-//     which removes the excess queue (m-T)·s in about an interval, anchored on what the
-//     node just served rather than on what it was allowed; and s·7/8. k counts the
-//     consecutive intervals of decrease (0 at the first): while latency does not come
-//     down the drain term doubles its strength, so the proportional cut takes over.
-//     The served rate s is remembered as the knee, the rate at which the node saturated.
+//   - Decrease, when the interval's mean m exceeds T. The new rate is the largest
+//     (mildest) of four candidates, but never above the current rate: the proportional
+//     cut rate·T/L (the rate the node would serve at the target if latency were
+//     proportional to load); the drain rate s·(1 - 2^k·(m-T)/elapsed), which removes
+//     the excess queue (m-T)·s in about an interval and is anchored on what the node
+//     just served rather than on what it was allowed; s·7/8 (a cut never goes further
+//     than 1/8 below what the node showed it can serve); and rate/2 (at most a halving
+//     per interval). k counts the consecutive intervals of decrease (0 at the first):
+//     while the latency does not come down the drain term doubles its strength, so the
+//     proportional cut (down to s·7/8 per interval) takes over. The served rate s is
+//     remembered as the knee, the rate at which the node saturated.
 //   - Hold, when e still exceeds T but m does not: the cut already made is taking
 //     effect, and the EWMA is catching up; cutting again would compound it.
-//   - Increase, when L <= T and the bucket ran dry: the spec's proportional raise
+//   - Increase, when L <= T and the bucket ran dry: the proportional raise
 //     rate·(T-L)/T/8, at least 1 and at most rate/10 (10%) per interval, up to the knee.
 //     Above the knee the node is probing for more capacity than it had, and the raise
 //     is the one whose extra queue, rate·(T-L)/(elapsed+2T)·elapsed ops, stays within
@@ -112,7 +114,7 @@ const (
 //   - If the highest queue depth in the interval exceeds MaxQueue, the rate is cut by at
 //     least 1/8 whatever the latency says.
 //   - The rate is clamped to [MinRate, MaxRate]; a rate change keeps the bucket's level
-//     (clamped to the new capacity).
+//     (clamped to within ± the new capacity).
 //
 // Why not just the proportional rule on the EWMA: a node whose latency stays flat until
 // it saturates (an open queue: no latency signal below capacity, a queue growing by
@@ -120,11 +122,12 @@ const (
 // above the target within one interval; the EWMA then stays above the target for several
 // intervals while the queue is long gone, and the compounded proportional cuts (each up
 // to a half) followed by 10% raises back into the cliff make a sawtooth worse than AIMD's
-// (a simulated node at 20,000 ops/s with 0.1 ms arrival steps averaged 30% of its
-// capacity with a standard deviation near 100% of the mean). Anchoring the cuts on the
-// served rate and the raises on the knee keeps that node within a fraction of a percent
-// of its capacity with its latency near the target, and changes nothing on a node whose
-// latency does grow with load (the proportional cut takes over after one interval).
+// (TestControllerCliffNode's node, 20,000 ops/s polled every 0.1 ms, then averages a
+// third of its capacity with a standard deviation over 80% of the mean). Anchoring the
+// cuts on the served rate and the raises on the knee keeps that node within half a
+// percent of its capacity with its latency near the target, and still settles a node
+// whose latency grows with load where its latency is the target
+// (TestControllerLoadProportionalNode).
 //
 // The controller assumes Interval is much longer than TargetLatency (the default is
 // 20×): latencies are reported at completion, so a target close to the interval delays
@@ -289,10 +292,12 @@ func (g *Global) nextRate(mean, elapsed int64) int64 {
 	return min(max(next, g.cfg.MinRate), g.cfg.MaxRate)
 }
 
-// setRate changes the fill rate and the capacity with it, keeping the level.
+// setRate changes the fill rate and the capacity with it, keeping the level, clamped
+// to [-capacity, capacity] (a debt is never deeper than the capacity).
 func (g *Global) setRate(now, rate int64) {
 	g.b.SetRate(now, rate)
 	g.b.SetCapacity(now, globalCapacity(rate))
+	g.b.level = max(g.b.level, -g.b.capacity)
 }
 
 // Rate is the current adaptive fill rate, ops/s.

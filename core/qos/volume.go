@@ -158,9 +158,10 @@ func (v *Volume) clock(now int64) int64 {
 func (v *Volume) Limits() Limits { return v.lim }
 
 // SetLimits changes the limits live at now. What accrued before now accrued at the old
-// rates; the credit balance is kept (clamped to the new BurstCredits), and so are the
-// other levels (clamped to their new capacities). Turning a byte limit on starts its
-// bucket full.
+// rates; the credit balance is kept (clamped to the new BurstCredits; the small debt
+// guaranteed operations may leave is kept down to minus the new baseline capacity), and
+// so are the other levels (clamped to their new capacities). Turning a byte limit on
+// starts its bucket full.
 func (v *Volume) SetLimits(now int64, l Limits) error {
 	if err := l.Validate(); err != nil {
 		return err
@@ -183,6 +184,10 @@ func (v *Volume) SetLimits(now int64, l Limits) error {
 		v.bytes.SetCapacity(now, smallCapacity(l.BytesPerSec))
 	}
 	v.lim = l
+	// A debt deeper than the new baseline capacity is forgiven: it is the old baseline's
+	// burst, already served, and repaying it at a lower rate would stall the volume for
+	// up to (old IOPS/20)/(new IOPS) seconds after a cut.
+	v.credits.SetLevel(now, v.credits.level, -v.baseline.capacity)
 	v.restoreCreditRelation()
 	return nil
 }
