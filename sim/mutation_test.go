@@ -14,7 +14,8 @@ import (
 // mutant is a known protocol bug, applied to a copy of the source.
 type mutant struct {
 	name, file, from, to string
-	seeds                int // the simulator must report a violation within this many seeds
+	seeds                int      // the simulator must report a violation within this many seeds
+	args                 []string // extra `cairn sim` flags (a scenario)
 }
 
 var mutants = []mutant{
@@ -45,6 +46,22 @@ var mutants = []mutant{
 		from:  "if n.now >= v.promiseUntil && n.now >= n.restartHold && ",
 		to:    "if ",
 		seeds: 300,
+	},
+	{
+		name:  "guaranteed admissions wait for the node bucket (a noisy neighbour starves a provisioned volume)",
+		file:  "core/qos/volume.go",
+		from:  "if v.baseline.level >= scale {",
+		to:    "if v.baseline.level >= scale && (g == nil || g.hasToken(now)) {",
+		seeds: 1,
+		args:  []string{"--scenario", "noisy-neighbour"},
+	},
+	{
+		name:  "burst operations are not charged burst credits",
+		file:  "core/qos/volume.go",
+		from:  "v.credits.level -= cost",
+		to:    "_ = cost",
+		seeds: 1,
+		args:  []string{"--scenario", "burst"},
 	},
 }
 
@@ -79,7 +96,8 @@ func TestMutantsAreCaught(t *testing.T) {
 			if out, err := build.CombinedOutput(); err != nil {
 				t.Fatalf("build mutant: %v\n%s", err, out)
 			}
-			run := exec.Command(bin, "sim", "--seeds", itoa(m.seeds), "--from", "1", "--fail-fast", "--json", "--failures", "")
+			args := append([]string{"sim", "--seeds", itoa(m.seeds), "--from", "1", "--fail-fast", "--json", "--failures", ""}, m.args...)
+			run := exec.Command(bin, args...)
 			out, err := run.Output()
 			if err == nil {
 				t.Fatalf("mutant survived %d seeds: the simulator did not catch %q", m.seeds, m.name)
