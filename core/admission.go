@@ -10,8 +10,9 @@ import (
 // volQoS is a volume's admission state on its primary: its token buckets and the
 // bounded FIFO of requests waiting for tokens.
 type volQoS struct {
-	lim   *qos.Volume // nil: not throttled
-	queue []queuedReq
+	lim         *qos.Volume // nil: not throttled
+	queue       []queuedReq
+	queuedBytes int64 // write payloads held by the queue
 	// peerCredits: the burst-credit balance the last primary reported (-1: unknown), so
 	// a promoted member continues it instead of starting full.
 	peerCredits int64
@@ -70,13 +71,16 @@ func (n *Node) admitArrival(v *volume, r queuedReq) bool {
 			return false
 		}
 	}
-	if len(q.queue) >= n.p.QueueDepth {
+	if len(q.queue) >= n.p.QueueDepth || (r.write != nil && len(q.queue) > 0 && q.queuedBytes+r.bytes > n.p.QueueBytes) {
 		v.st.busy++
 		n.send(r.from, &ClientReply{Vol: v.cfg.Volume, Client: r.client, Req: r.req, Status: StatusBusy})
 		return false
 	}
 	v.st.throttled++
 	q.queue = append(q.queue, r)
+	if r.write != nil {
+		q.queuedBytes += r.bytes
+	}
 	return false
 }
 
@@ -102,6 +106,9 @@ func (n *Node) drainQueue(v *volume) {
 			return
 		}
 		v.q.queue = slices.Delete(v.q.queue, 0, 1)
+		if r.write != nil {
+			v.q.queuedBytes -= r.bytes
+		}
 		n.serveQueued(r)
 	}
 }
@@ -124,7 +131,7 @@ func (n *Node) applyQoS(v *volume) {
 	if v.cfg.QoS.IOPS == 0 {
 		q.lim = nil
 		queued := q.queue
-		q.queue = nil
+		q.queue, q.queuedBytes = nil, 0
 		for _, r := range queued {
 			n.serveQueued(r) // no longer throttled
 		}
@@ -162,7 +169,7 @@ func (n *Node) dropQoS(v *volume) {
 		n.send(r.from, &ClientReply{Vol: v.cfg.Volume, Client: r.client, Req: r.req, Status: StatusNotPrimary,
 			HasConfig: true, Config: v.cfg.Clone()})
 	}
-	q.queue = nil
+	q.queue, q.queuedBytes = nil, 0
 }
 
 // credits is what heartbeats report: the burst balance, or -1 when not throttled.

@@ -36,6 +36,7 @@ type Params struct {
 	MaxPending        int   // uncommitted writes per volume before Busy
 	CheckpointEvery   int   // journal records between checkpoints
 	QueueDepth        int   // requests a throttled volume holds waiting for tokens before Busy
+	QueueBytes        int64 // and write payload bytes it holds (a bound on memory; one request always fits)
 
 	// Global is the node-wide adaptive admission bucket (spec section 6).
 	Global qos.GlobalConfig
@@ -56,6 +57,7 @@ func DefaultParams(self Addr, zone uint32, authority Addr, nodes []NodeInfo) Par
 		MaxPending:        256,
 		CheckpointEvery:   512,
 		QueueDepth:        64,
+		QueueBytes:        64 << 20,
 		Global:            qos.DefaultGlobalConfig(),
 	}
 }
@@ -81,6 +83,8 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: MaxPending and CheckpointEvery must be positive")
 	case p.QueueDepth <= 0 || p.QueueDepth > 1<<16:
 		return fmt.Errorf("params: QueueDepth %d outside 1..65536", p.QueueDepth)
+	case p.QueueBytes < BlockSize:
+		return fmt.Errorf("params: QueueBytes %d below one block", p.QueueBytes)
 	}
 	if err := p.Global.Validate(); err != nil {
 		return fmt.Errorf("params: %w", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnstore/cairn/core/qos"
 	"pgregory.net/rapid"
 )
 
@@ -728,6 +729,9 @@ func TestParamsValidateRejectsBadParams(t *testing.T) {
 		"zero MaxPending":        func(p *Params) { p.MaxPending = 0 },
 		"negative MaxPending":    func(p *Params) { p.MaxPending = -1 },
 		"zero CheckpointEvery":   func(p *Params) { p.CheckpointEvery = 0 },
+		"zero QueueDepth":        func(p *Params) { p.QueueDepth = 0 },
+		"QueueBytes below block": func(p *Params) { p.QueueBytes = BlockSize - 1 },
+		"bad Global":             func(p *Params) { p.Global.MinRate = 0 },
 	}
 	for name, mutate := range cases {
 		p := piecesDefaultParams()
@@ -772,13 +776,16 @@ func TestParamsValidateProperty(t *testing.T) {
 			RetransmitTimeout: dur("retransmit"),
 			MaxPending:        rapid.IntRange(-1, 3).Draw(t, "maxpending"),
 			CheckpointEvery:   rapid.IntRange(-1, 3).Draw(t, "checkpoint"),
+			QueueDepth:        rapid.IntRange(-1, 3).Draw(t, "queuedepth"),
+			QueueBytes:        rapid.Int64Range(BlockSize-1, BlockSize+1).Draw(t, "queuebytes"),
+			Global:            qos.DefaultGlobalConfig(),
 		}
 		want := p.Self != 0 && p.Authority != 0 &&
 			p.HeartbeatInterval > 0 && p.Lease > 0 && p.FailTimeout > 0 && p.ShrinkTimeout > 0 &&
 			p.ProbeTimeout > 0 && p.RetransmitTimeout > 0 &&
 			p.DriftPPM >= 0 && p.DriftPPM < 100_000 &&
 			p.Lease > 2*p.HeartbeatInterval &&
-			p.MaxPending > 0 && p.CheckpointEvery > 0
+			p.MaxPending > 0 && p.CheckpointEvery > 0 && p.QueueDepth > 0 && p.QueueBytes >= BlockSize
 		if err := p.Validate(); (err == nil) != want {
 			t.Fatalf("Validate(%+v) = %v, want valid=%v", p, err, want)
 		}

@@ -85,6 +85,27 @@ func TestScenarioQoSQueueAndBusy(t *testing.T) {
 	}
 }
 
+// The queue is also bounded in bytes: write payloads cannot pile up in memory.
+func TestScenarioQoSQueueBytes(t *testing.T) {
+	c, _, p, _ := setup(t, func(p *Params) { p.QueueBytes = 2 * BlockSize })
+	cfg := c.setQoS(QoS{IOPS: 10}, 7)
+	c.run(100 * Millisecond)
+	for r := uint64(1); r <= 5; r++ {
+		c.rawWrite(p, cfg.Epoch, r, byte(r))
+	}
+	c.deliverAll()
+	if busy := statusCount(c, 1, 5, StatusBusy); busy != 2 {
+		t.Fatalf("%d Busy, want 2 (one admitted, two blocks queued)", busy)
+	}
+	c.run(250 * Millisecond)
+	if ok := statusCount(c, 1, 5, StatusOK); ok != 3 {
+		t.Fatalf("%d OK, want 3", ok)
+	}
+	if c.vol(p).q.queuedBytes != 0 {
+		t.Fatalf("queued bytes %d after the queue drained", c.vol(p).q.queuedBytes)
+	}
+}
+
 func TestScenarioQoSLiveChange(t *testing.T) {
 	c, _, p, _ := setup(t, func(p *Params) { p.QueueDepth = 50 })
 	cfg := c.setQoS(QoS{IOPS: 10}, 7)
