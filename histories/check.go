@@ -123,32 +123,55 @@ func (c checker) checkVolume(volume uint32, all []Op, idx []int) Result {
 	if c.timeout > 0 {
 		deadline = c.now().Add(c.timeout)
 	}
-	for i, p := range parts {
-		v := verdicts[i]
-		if v == needsSearch {
-			budget, ok := c.share(deadline, searches)
-			searches--
-			if !ok {
-				r.TimedOut = true
-				r.Undecided++
-				continue
+	// Two passes: every partition first gets an equal share of the time left; the ones
+	// that needed more get what the others left over, shared among them.
+	var retry []int
+	for pass := 0; pass < 2; pass++ {
+		order := retry
+		if pass == 0 {
+			order = make([]int, len(parts))
+			for i := range order {
+				order[i] = i
 			}
-			switch porcupine.CheckOperationsTimeout(model, p.ops, budget) {
-			case porcupine.Ok:
-				v = linearizable
-			case porcupine.Illegal:
-				v = violation
-			default:
-				r.TimedOut = true
-				r.Undecided++
+		} else {
+			searches = len(retry)
+		}
+		retry = nil
+		for _, i := range order {
+			p := parts[i]
+			v := verdicts[i]
+			if v == needsSearch {
+				budget, ok := c.share(deadline, searches)
+				searches--
+				if ok {
+					switch porcupine.CheckOperationsTimeout(model, p.ops, budget) {
+					case porcupine.Ok:
+						v = linearizable
+					case porcupine.Illegal:
+						v = violation
+					}
+				}
+				if v == needsSearch {
+					retry = append(retry, i)
+					continue
+				}
+				verdicts[i] = v
+			}
+			if v == violation {
+				r.Ok = false
+				r.BadBlock = p.block
+				r.TimedOut, r.Undecided = len(retry) > 0, len(retry)
+				_, r.Info = porcupine.CheckOperationsVerbose(model, p.ops, c.timeout)
+				return r
 			}
 		}
-		if v == violation {
-			r.Ok = false
-			r.BadBlock = p.block
-			_, r.Info = porcupine.CheckOperationsVerbose(model, p.ops, c.timeout)
-			return r
+		if len(retry) == 0 || c.timeout <= 0 {
+			break
 		}
+	}
+	if len(retry) > 0 {
+		r.TimedOut = true
+		r.Undecided = len(retry)
 	}
 	return r
 }
