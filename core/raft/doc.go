@@ -1,0 +1,54 @@
+// Package raft is a pure, deterministic Raft state machine (Ongaro's
+// dissertation, with PreVote and CheckQuorum always on) for Cairn's authority
+// cell: 3 or 5 members replicating a small state.
+//
+// Raft does no I/O and keeps no clock: time arrives as Tick, the network as
+// Step, randomness through Config.Rand, and everything Raft wants done leaves
+// through Ready. It runs no goroutines and is not safe for concurrent use; one
+// driver owns each *Raft.
+//
+// # Driver contract
+//
+// The driver loops:
+//
+//	for r.HasReady() {
+//		rd := r.Ready()
+//		// 1. persist, in this order (ideally as one atomic batch):
+//		//    rd.Compacted: the local snapshot becomes rd.Compacted; drop persisted entries <= its Index.
+//		//    rd.Snapshot:  the local snapshot becomes rd.Snapshot; drop every persisted entry.
+//		//    rd.Entries:   drop persisted entries >= rd.Entries[0].Index, then append rd.Entries.
+//		//    rd.Hard:      overwrite the HardState.
+//		// 2. only then send rd.Messages (never before step 1 is durable).
+//		// 3. apply rd.Snapshot.Data (if any), then rd.Committed in order; serve rd.ReadStates
+//		//    once the application has applied ReadState.Index.
+//		// 4. r.Advance(rd)
+//	}
+//
+// Tick, Step, Propose, ProposeConfChange, ReadIndex and Compact may be called at
+// any time, including between Ready and Advance; their output accumulates for the
+// next Ready. Ready called again before Advance returns the same Ready.
+//
+// Committed only ever holds entries that this member has already persisted, so
+// the order of steps 1 and 3 within a Ready does not matter for them.
+//
+// After a restart the driver rebuilds the application from the persisted
+// snapshot (State.Snap.Data, or empty) and New hands every committed entry after
+// it out again through Committed.
+//
+// # Membership
+//
+// A bootstrap member is created with Config.Peers and an empty State: it writes
+// one AddVoter entry per peer (term 1, committed) through its first Ready, so a
+// member added later learns the initial configuration from the log like any
+// other change. A member joining an existing cell starts with an empty State and
+// no Peers; it is no voter, never campaigns and only follows a leader until it
+// applies the change that adds it. Configuration changes take effect when the
+// driver Advances past the Ready whose Committed (or Snapshot) holds them, one at
+// a time.
+//
+// # Errors
+//
+// Malformed messages, messages for another member and protocol violations seen
+// in messages are reported by Step as errors wrapping ErrBadMessage or
+// ErrInvariant and otherwise ignored; nothing in this package panics on input.
+package raft
