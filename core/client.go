@@ -6,7 +6,7 @@ import "slices"
 type ClientParams struct {
 	ID             Addr   // the client's endpoint
 	Session        uint64 // unique per client incarnation: the deduplication identity
-	Authority      Addr
+	Authorities    []Addr // the authority cell's members
 	AttemptTimeout int64 // resend an unanswered request after this long
 	OpTimeout      int64 // give up (outcome unknown) after this long
 	Backoff        int64 // wait after Busy/Unavailable
@@ -14,8 +14,8 @@ type ClientParams struct {
 }
 
 // DefaultClientParams returns sane timings.
-func DefaultClientParams(id Addr, session uint64, authority Addr) ClientParams {
-	return ClientParams{ID: id, Session: session, Authority: authority,
+func DefaultClientParams(id Addr, session uint64, authorities []Addr) ClientParams {
+	return ClientParams{ID: id, Session: session, Authorities: authorities,
 		AttemptTimeout: 300 * Millisecond, OpTimeout: 5 * Second, Backoff: 20 * Millisecond, MaxInFlight: 32}
 }
 
@@ -56,6 +56,7 @@ type Client struct {
 	configs map[VolumeID]Config
 	asking  map[VolumeID]int64
 	authReq uint64
+	guess   leaderGuess
 	out     []Envelope
 	done    []Completion
 }
@@ -65,7 +66,7 @@ func NewClient(p ClientParams) *Client {
 	if p.MaxInFlight <= 0 || p.MaxInFlight > dedupPerClient {
 		p.MaxInFlight = dedupPerClient
 	}
-	return &Client{p: p, configs: map[VolumeID]Config{}, asking: map[VolumeID]int64{}}
+	return &Client{p: p, configs: map[VolumeID]Config{}, asking: map[VolumeID]int64{}, guess: newLeaderGuess(p.Authorities)}
 }
 
 // InFlight is the number of unfinished operations.
@@ -160,7 +161,7 @@ func (c *Client) askAuthority(vol VolumeID) {
 	}
 	c.asking[vol] = c.now
 	c.authReq++
-	c.out = append(c.out, Envelope{To: c.p.Authority, Msg: &AuthRequest{Op: OpGetConfig, ReqID: c.authReq, Vol: vol}})
+	c.out = append(c.out, Envelope{To: c.guess.to(), Msg: &AuthRequest{Op: OpGetConfig, ReqID: c.authReq, Vol: vol}})
 }
 
 func (c *Client) learn(cfg Config) bool {
@@ -192,6 +193,11 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 	c.now = max(c.now, now)
 	switch m := m.(type) {
 	case *AuthReply:
+		c.guess.heard(from, m.Leader)
+		if m.Status == StatusNotLeader {
+			delete(c.asking, m.Config.Volume) // ask the member named, at the next attempt
+			return
+		}
 		if m.Status == StatusOK && m.Config.Volume != 0 {
 			c.learn(m.Config)
 			c.resendWaiting(m.Config.Volume)

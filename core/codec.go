@@ -486,6 +486,7 @@ func (m *AuthReply) encode(e *encoder) {
 	e.u64(m.ReqID)
 	e.u64(uint64(m.Status))
 	e.config(&m.Config)
+	e.u64(uint64(m.Leader))
 }
 
 func (m *AuthReply) decode(d *decoder) {
@@ -493,6 +494,7 @@ func (m *AuthReply) decode(d *decoder) {
 	m.ReqID = d.u64()
 	m.Status = Status(d.u8())
 	d.config(&m.Config)
+	m.Leader = Addr(d.u32())
 }
 
 func (m *HealthCheck) encode(e *encoder) { e.u64(uint64(m.Vol)); e.u64(uint64(m.Epoch)) }

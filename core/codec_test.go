@@ -256,7 +256,8 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 		return &AuthRequest{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Vol: VolumeID(u32("vol")), FromEpoch: Epoch(u64("fromepoch")),
 			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos")}
 	case KindAuthReply:
-		return &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config")}
+		return &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config"),
+			Leader: Addr(u32("leader"))}
 	case KindHealthCheck:
 		return &HealthCheck{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch"))}
 	case KindProbe:

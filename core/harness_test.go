@@ -124,7 +124,7 @@ func newCluster(t *testing.T, n int, tweak func(*Params)) *cluster {
 		infos = append(infos, NodeInfo{Addr: Addr(i), Zone: uint32(i - 1)})
 	}
 	for _, ni := range infos {
-		p := DefaultParams(ni.Addr, ni.Zone, hAuth, infos)
+		p := DefaultParams(ni.Addr, ni.Zone, []Addr{hAuth}, infos)
 		if tweak != nil {
 			tweak(&p)
 		}
@@ -132,7 +132,7 @@ func newCluster(t *testing.T, n int, tweak func(*Params)) *cluster {
 		c.nodes = append(c.nodes, h)
 		c.start(h)
 	}
-	c.cl = NewClient(DefaultClientParams(hClient, 7, hAuth))
+	c.cl = NewClient(DefaultClientParams(hClient, 7, []Addr{hAuth}))
 	t.Cleanup(func() {
 		if t.Failed() { // the last deliveries, heartbeats aside
 			var lines []string

@@ -156,6 +156,7 @@ type AuthReply struct {
 	ReqID  uint64
 	Status Status
 	Config Config
+	Leader Addr // with StatusNotLeader: the member believed to lead (0: unknown)
 }
 
 // HealthCheck asks the authority to probe a volume's primary for a member.

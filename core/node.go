@@ -47,6 +47,7 @@ type Node struct {
 	checkpointing   bool
 	restartHold     int64 // no promotion before this local time (promises made before a crash)
 	authReqID       uint64
+	authGuess       leaderGuess // where authority requests go
 }
 
 type opWait struct {
@@ -65,8 +66,8 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
 	}
-	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, global: g}
-	if p.Authority == p.Self {
+	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, global: g, authGuess: newLeaderGuess(p.Authorities)}
+	if slices.Contains(p.Authorities, p.Self) {
 		n.auth = newAuthority(n)
 	}
 	return n, nil
@@ -256,11 +257,16 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 	case *Probe:
 		n.send(from, &ProbeAck{Vol: m.Vol, Nonce: m.Nonce})
 	case *HealthResult:
+		n.authGuess.heard(from, from)
 		n.onHealthResult(m)
 	case *ConfigPush:
 		n.learnConfig(m.Config)
 		n.send(from, &ConfigPushAck{Vol: m.Config.Volume, Epoch: m.Config.Epoch})
 	case *AuthReply:
+		n.authGuess.heard(from, m.Leader)
+		if m.Status == StatusNotLeader {
+			return // the request is resent (retransmission) to the member named
+		}
 		n.onAuthReply(m)
 	case *RepairRequest:
 		n.onRepairRequest(from, m)

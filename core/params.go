@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cairnstore/cairn/core/qos"
 )
@@ -22,7 +23,9 @@ type NodeInfo struct {
 type Params struct {
 	Self      Addr
 	Zone      uint32
-	Authority Addr       // the authority member every node talks to
+	// Authorities are the authority cell's members (one per zone, 3 or 5; 1 for tests):
+	// requests go to the one believed to lead, and move on when it does not answer.
+	Authorities []Addr
 	Nodes     []NodeInfo // all storage nodes (used by the authority to place replicas)
 
 	HeartbeatInterval int64 // primary -> members
@@ -43,9 +46,9 @@ type Params struct {
 }
 
 // DefaultParams returns production-sane timings.
-func DefaultParams(self Addr, zone uint32, authority Addr, nodes []NodeInfo) Params {
+func DefaultParams(self Addr, zone uint32, authorities []Addr, nodes []NodeInfo) Params {
 	return Params{
-		Self: self, Zone: zone, Authority: authority, Nodes: nodes,
+		Self: self, Zone: zone, Authorities: authorities, Nodes: nodes,
 		HeartbeatInterval: 50 * Millisecond,
 		Lease:             800 * Millisecond,
 		DriftPPM:          1000,
@@ -67,8 +70,8 @@ func (p *Params) Validate() error {
 	switch {
 	case p.Self == 0:
 		return fmt.Errorf("params: Self must be nonzero")
-	case p.Authority == 0:
-		return fmt.Errorf("params: Authority must be nonzero")
+	case len(p.Authorities) == 0 || len(p.Authorities) > 7 || slices.Contains(p.Authorities, 0):
+		return fmt.Errorf("params: Authorities must name 1 to 7 nonzero members (got %v)", p.Authorities)
 	case p.HeartbeatInterval <= 0 || p.Lease <= 0 || p.FailTimeout <= 0 || p.ShrinkTimeout <= 0 || p.ProbeTimeout <= 0 || p.RetransmitTimeout <= 0:
 		return fmt.Errorf("params: every timeout must be positive")
 	case p.DriftPPM < 0 || p.DriftPPM >= 100_000:

@@ -699,7 +699,7 @@ func TestConfigCheck(t *testing.T) {
 // ---------------------------------------------------------------------------
 
 func piecesDefaultParams() Params {
-	return DefaultParams(1, 0, 2, []NodeInfo{{Addr: 1, Zone: 0}, {Addr: 2, Zone: 1}})
+	return DefaultParams(1, 0, []Addr{2}, []NodeInfo{{Addr: 1, Zone: 0}, {Addr: 2, Zone: 1}})
 }
 
 func TestParamsValidateDefaults(t *testing.T) {
@@ -712,7 +712,8 @@ func TestParamsValidateDefaults(t *testing.T) {
 func TestParamsValidateRejectsBadParams(t *testing.T) {
 	cases := map[string]func(p *Params){
 		"zero Self":              func(p *Params) { p.Self = 0 },
-		"zero Authority":         func(p *Params) { p.Authority = 0 },
+		"no Authorities":         func(p *Params) { p.Authorities = nil },
+		"zero authority member":  func(p *Params) { p.Authorities = []Addr{1, 0} },
 		"zero HeartbeatInterval": func(p *Params) { p.HeartbeatInterval = 0 },
 		"negative Heartbeat":     func(p *Params) { p.HeartbeatInterval = -1 },
 		"zero Lease":             func(p *Params) { p.Lease = 0 },
@@ -765,7 +766,7 @@ func TestParamsValidateProperty(t *testing.T) {
 		}
 		p := Params{
 			Self:              Addr(rapid.Uint32Range(0, 3).Draw(t, "self")),
-			Authority:         Addr(rapid.Uint32Range(0, 3).Draw(t, "authority")),
+			Authorities:       []Addr{Addr(rapid.Uint32Range(0, 3).Draw(t, "authority"))},
 			HeartbeatInterval: dur("hb"),
 			Lease:             dur("lease"),
 			DriftPPM:          rapid.Int64Range(-10, 200_000).Draw(t, "drift"),
@@ -780,7 +781,7 @@ func TestParamsValidateProperty(t *testing.T) {
 			QueueBytes:        rapid.Int64Range(BlockSize-1, BlockSize+1).Draw(t, "queuebytes"),
 			Global:            qos.DefaultGlobalConfig(),
 		}
-		want := p.Self != 0 && p.Authority != 0 &&
+		want := p.Self != 0 && p.Authorities[0] != 0 &&
 			p.HeartbeatInterval > 0 && p.Lease > 0 && p.FailTimeout > 0 && p.ShrinkTimeout > 0 &&
 			p.ProbeTimeout > 0 && p.RetransmitTimeout > 0 &&
 			p.DriftPPM >= 0 && p.DriftPPM < 100_000 &&

@@ -438,7 +438,7 @@ func (n *Node) askConfig(v *volume) {
 		v.prim.lastConfigAsk = n.now
 	}
 	n.authReqID++
-	n.send(n.p.Authority, &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
+	n.send(n.authGuess.to(), &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
 }
 
 func (n *Node) primaryTick(v *volume) {
@@ -523,7 +523,7 @@ func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
 		return // sent once the intent is journaled (the retransmit path)
 	}
 	p.authSent = n.now
-	n.send(n.p.Authority, &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
+	n.send(n.authGuess.to(), &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
 }
 
 func (n *Node) onAuthReply(r *AuthReply) {

@@ -138,9 +138,10 @@ const (
 	StatusConflict           // authority: compare-and-set failed; Config is current
 	StatusNotFound           // unknown volume
 	StatusIOError            // local storage failed
+	StatusNotLeader          // authority: ask the member in Leader (or another member)
 )
 
-var statusNames = [...]string{"ok", "not-primary", "stale-epoch", "unavailable", "busy", "invalid", "conflict", "not-found", "io-error"}
+var statusNames = [...]string{"ok", "not-primary", "stale-epoch", "unavailable", "busy", "invalid", "conflict", "not-found", "io-error", "not-leader"}
 
 func (s Status) String() string {
 	if int(s) < len(statusNames) {

@@ -257,7 +257,8 @@ var builders = []func(f *fields) core.Message{
 			QoS: core.QoS{IOPS: int64(f.x % (1 << 40)), MBps: int64(f.d % (1 << 20))}}
 	},
 	func(f *fields) core.Message {
-		return &core.AuthReply{Op: core.AuthOp(f.flags), ReqID: uint64(f.x), Status: core.Status(f.d >> 8), Config: f.config()}
+		return &core.AuthReply{Op: core.AuthOp(f.flags), ReqID: uint64(f.x), Status: core.Status(f.d >> 8), Config: f.config(),
+			Leader: core.Addr(uint32(f.c))}
 	},
 	func(f *fields) core.Message {
 		return &core.HealthCheck{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b)}

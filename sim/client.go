@@ -23,7 +23,7 @@ type simClient struct {
 }
 
 func (w *world) newClient(i int, vols []core.VolumeID) *simClient {
-	p := core.DefaultClientParams(core.Addr(clientAddr0+i), uint64(i+1), 1)
+	p := core.DefaultClientParams(core.Addr(clientAddr0+i), uint64(i+1), w.authorities())
 	p.OpTimeout = w.s.opTimeout
 	sc := &simClient{w: w, idx: i, addr: p.ID, session: p.Session, c: core.NewClient(p), vols: vols,
 		pending: map[uint64]*histories.Op{}, waiters: map[uint64]func(*histories.Op){}}

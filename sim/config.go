@@ -112,7 +112,7 @@ func between(r *core.Rand, lo, hi int64) int64 {
 func drawShape(r *core.Rand, o *Options) *shape {
 	s := &shape{}
 	ms := core.Millisecond
-	tmpl := core.DefaultParams(1, 0, 1, nil)
+	tmpl := core.DefaultParams(1, 0, []core.Addr{1}, nil)
 	s.params = tmpl
 	switch o.Scenario {
 	case ScenarioBurst:

@@ -149,7 +149,7 @@ func (w *world) setup() {
 	}
 	for i := 0; i < s.nodes; i++ {
 		p := s.params
-		p.Self, p.Zone, p.Authority, p.Nodes = infos[i].Addr, infos[i].Zone, 1, infos
+		p.Self, p.Zone, p.Authorities, p.Nodes = infos[i].Addr, infos[i].Zone, w.authorities(), infos
 		sn := &simNode{addr: p.Self, zone: p.Zone, disk: newDisk(w.seedR.Uint64()), drift: s.drift[i], offset: s.offset[i], params: p,
 			tick: max(2*core.Millisecond, min(p.HeartbeatInterval, p.RetransmitTimeout)/4)}
 		w.nodes = append(w.nodes, sn)

@@ -350,3 +350,6 @@ func (w *world) resume(sn *simNode) {
 		w.flush(sn)
 	}
 }
+
+// authorities are the authority cell's members.
+func (w *world) authorities() []core.Addr { return []core.Addr{1} }
