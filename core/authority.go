@@ -4,20 +4,22 @@ import (
 	"slices"
 )
 
-// authority is the single, durable authority member (a later issue replicates it). It
-// stores every volume's configuration and changes it only by compare-and-set on the
-// epoch. Every change is journaled before anyone hears of it; a read waits for every
-// change before it to be durable, so nothing that a crash could undo is ever revealed.
+// authority is this node's member of the authority cell. The replicated part (every
+// volume's configuration, hosting grants, the results of recent requests) changes only
+// by applying the cell's log (apply), so every member holds the same table at the same
+// log index. The leader alone answers requests, probes primaries for health checks and
+// pushes new configurations to their hosts; those parts are volatile.
 type authority struct {
 	n       *Node
+	cell    *cell
 	configs map[VolumeID]*Config
 	ids     []VolumeID // sorted
-	pending int        // appends in flight
-	waiting []func()   // replies held until pending reaches zero
-	probes  []probe
-	nonce   uint64
-	pushes  []push
 	grants  map[VolumeID]grant
+	results []authResult // recent request results, oldest first (deduplication)
+
+	probes []probe
+	nonce  uint64
+	pushes []push
 }
 
 type probe struct {
@@ -63,42 +65,11 @@ func (a *authority) remove(vol VolumeID) {
 		a.ids = slices.Delete(a.ids, i, i+1)
 	}
 	delete(a.configs, vol)
+	delete(a.grants, vol)
 }
 
-func (a *authority) restore(cs []Config) {
-	for _, c := range cs {
-		a.set(c)
-	}
-}
-
-func (a *authority) replay(c Config, deleted bool) {
-	if deleted {
-		a.remove(c.Volume)
-	} else {
-		a.set(c)
-	}
-}
-
-func (a *authority) snapshot() []Config {
-	out := make([]Config, 0, len(a.ids))
-	for _, id := range a.ids {
-		out = append(out, a.configs[id].Clone())
-	}
-	return out
-}
-
-// recovered re-announces every configuration (pushes lost with the crash). A change
-// whose append was in flight at the crash may have survived without ever being revealed:
-// it is durable now, so it is issued now.
-func (a *authority) recovered() {
-	for _, id := range a.ids {
-		c := a.configs[id].Clone()
-		a.n.out.Issued = append(a.n.out.Issued, c)
-		a.announce(c)
-	}
-}
-
-// AuthorityConfig returns the authority's current configuration of vol (for drivers and checks).
+// AuthorityConfig returns this member's applied configuration of vol (for drivers and
+// checks; it may lag the leader's).
 func (n *Node) AuthorityConfig(vol VolumeID) (Config, bool) {
 	if n.auth == nil {
 		return Config{}, false
@@ -110,42 +81,17 @@ func (n *Node) AuthorityConfig(vol VolumeID) (Config, bool) {
 	return c.Clone(), true
 }
 
-// commit journals a change and runs reply once it, and everything before it, is durable.
-func (a *authority) commit(c Config, deleted bool, reply func()) {
-	if deleted {
-		a.remove(c.Volume)
-	} else {
-		a.set(c)
+// AuthorityStatus reports this member's view of the cell: whether it leads, its term and
+// its applied log index (ok false on a node that is not a member).
+func (n *Node) AuthorityStatus() (leader bool, term, applied uint64, ok bool) {
+	if n.auth == nil {
+		return false, 0, 0, false
 	}
-	a.pending++
-	a.waiting = append(a.waiting, func() {
-		if !deleted {
-			a.n.out.Issued = append(a.n.out.Issued, c.Clone())
-			a.announce(c)
-		}
-		reply()
-	})
-	a.n.append(encodeRecAuth(&c, deleted), func() {
-		a.pending--
-		if a.pending == 0 {
-			ws := a.waiting
-			a.waiting = nil
-			for _, w := range ws {
-				w()
-			}
-		}
-	})
+	s := n.auth.cell.r.Status()
+	return n.auth.cell.leading(), s.Term, n.auth.cell.applied, true
 }
 
-// afterDurable runs f now, or after every change in flight is durable.
-func (a *authority) afterDurable(f func()) {
-	if a.pending == 0 {
-		f()
-		return
-	}
-	a.waiting = append(a.waiting, f)
-}
-
+// announce pushes a new configuration to its hosts (leader only; retried until acked).
 func (a *authority) announce(c Config) {
 	for _, r := range c.Replicas {
 		found := false
@@ -161,11 +107,23 @@ func (a *authority) announce(c Config) {
 	}
 }
 
+// announceAll runs when this member becomes leader: pushes of the old leader died with it.
+func (a *authority) announceAll() {
+	a.pushes = nil
+	for _, id := range a.ids {
+		a.announce(*a.configs[id])
+	}
+}
+
 func (a *authority) step(from Addr, m Message) {
 	switch m := m.(type) {
 	case *AuthRequest:
 		a.request(from, m)
 	case *HealthCheck:
+		if !a.cell.leading() {
+			a.notLeader(from, &AuthRequest{Vol: m.Vol})
+			return
+		}
 		a.healthCheck(from, m)
 	case *ProbeAck:
 		for i, p := range a.probes {
@@ -185,126 +143,55 @@ func (a *authority) step(from Addr, m Message) {
 	}
 }
 
+func (a *authority) notLeader(to Addr, r *AuthRequest) {
+	a.n.send(to, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: StatusNotLeader, Config: Config{Volume: r.Vol}, Leader: a.cell.leaderHint()})
+}
+
+// request: the leader reads through a read index and proposes every change; the answer
+// goes out when the change is applied.
 func (a *authority) request(from Addr, r *AuthRequest) {
-	reply := func(st Status, c Config) func() {
-		return func() { a.n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: st, Config: c}) }
-	}
-	cur := a.configs[r.Vol]
-	if r.Op == OpCreateVolume {
-		a.create(r, cur, reply)
+	if !a.cell.leading() {
+		a.notLeader(from, r)
 		return
 	}
-	if cur == nil {
-		a.afterDurable(reply(StatusNotFound, Config{Volume: r.Vol}))
-		return
+	reply := func(st Status, c Config) {
+		a.n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: st, Config: c})
 	}
-	c := cur.Clone()
-	conflict := func() { a.afterDurable(reply(StatusConflict, c)) }
 	switch r.Op {
 	case OpGetConfig:
-		a.afterDurable(reply(StatusOK, c))
+		vol := r.Vol
+		a.cell.read(func() {
+			if c := a.configs[vol]; c != nil {
+				reply(StatusOK, c.Clone())
+			} else {
+				reply(StatusNotFound, Config{Volume: vol})
+			}
+		})
 		return
-	case OpDeleteVolume:
-		a.commit(c, true, reply(StatusOK, c))
-		return
-	case OpRequestHost:
-		g, ok := a.grants[r.Vol]
-		if ok && g.node != r.Node && a.n.now < g.expires {
-			conflict()
-			return
-		}
-		if len(c.Replicas) >= int(c.RF) || c.IsReplica(r.Node) || !a.zoneFree(&c, r.Node) {
-			conflict()
-			return
-		}
-		a.grants[r.Vol] = grant{node: r.Node, expires: a.n.now + grantLease}
-		a.afterDurable(reply(StatusOK, c))
-		return
-	case OpSetQoS:
-		q, err := r.QoS.Normalize()
-		if err != nil {
-			a.afterDurable(reply(StatusInvalid, c))
-			return
-		}
-		if r.FromEpoch != 0 && r.FromEpoch != c.Epoch {
-			conflict()
-			return
-		}
-		// A new epoch: the primary applies the limits live, and every replica learns them
-		// (a member promoted later enforces the same figures).
-		c.QoS = q
-		c.Epoch++
-		a.commit(c, false, reply(StatusOK, c))
-		return
-	}
-	if r.FromEpoch != c.Epoch {
-		conflict()
-		return
-	}
-	switch r.Op {
-	case OpPromote:
-		if !c.IsInSync(r.Node) || r.Node == c.Primary {
-			conflict()
-			return
-		}
-		c.InSync = removeSorted(c.InSync, c.Primary)
-		c.Primary = r.Node
-	case OpShrink:
-		if from != c.Primary || r.Node == c.Primary || !c.IsInSync(r.Node) {
-			conflict()
-			return
-		}
-		c.InSync = removeSorted(c.InSync, r.Node)
-	case OpGrow:
-		if from != c.Primary || !c.IsReplica(r.Node) || c.IsInSync(r.Node) {
-			conflict()
-			return
-		}
-		c.InSync = insertSorted(c.InSync, r.Node)
+	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS:
 	default:
-		a.afterDurable(reply(StatusInvalid, c))
+		reply(StatusInvalid, Config{Volume: r.Vol})
 		return
 	}
-	c.Epoch++
-	if err := c.check(); err != nil {
-		a.n.fatal(err)
-		return
-	}
-	a.commit(c, false, reply(StatusOK, c))
-}
-
-func (a *authority) zoneFree(c *Config, node Addr) bool {
-	zone, ok := a.zoneOf(node)
-	if !ok {
-		return false
-	}
-	for _, r := range c.Replicas {
-		if z, _ := a.zoneOf(r); z == zone {
-			return false
+	cmd := &authCmd{from: from, now: a.n.now, req: *r}
+	if r.Op == OpCreateVolume {
+		p, ok := a.place(r)
+		if !ok {
+			reply(StatusInvalid, Config{Volume: r.Vol})
+			return
 		}
+		cmd.placement = p
 	}
-	return true
+	if !a.cell.propose(encodeAuthCmd(cmd), from, r) {
+		a.notLeader(from, r)
+	}
 }
 
-func (a *authority) zoneOf(node Addr) (uint32, bool) {
-	for _, ni := range a.n.p.Nodes {
-		if ni.Addr == node {
-			return ni.Zone, true
-		}
-	}
-	return 0, false
-}
-
-// create places RF replicas in distinct zones, chosen with the node's seeded PRNG.
-func (a *authority) create(r *AuthRequest, cur *Config, reply func(Status, Config) func()) {
-	if cur != nil {
-		a.afterDurable(reply(StatusConflict, cur.Clone()))
-		return
-	}
-	q, qerr := r.QoS.Normalize()
-	if r.Vol == 0 || r.Blocks == 0 || r.RF < 1 || r.RF > 5 || qerr != nil {
-		a.afterDurable(reply(StatusInvalid, Config{Volume: r.Vol}))
-		return
+// place picks a new volume's hosts: RF distinct zones at random, a random node in each;
+// the first is the primary.
+func (a *authority) place(r *AuthRequest) ([]Addr, bool) {
+	if _, err := r.QoS.Normalize(); err != nil || r.Vol == 0 || r.Blocks == 0 || r.RF < 1 || r.RF > 5 {
+		return nil, false
 	}
 	var zones []uint32
 	for _, ni := range a.n.p.Nodes {
@@ -314,15 +201,14 @@ func (a *authority) create(r *AuthRequest, cur *Config, reply func(Status, Confi
 	}
 	slices.Sort(zones)
 	if len(zones) < int(r.RF) {
-		a.afterDurable(reply(StatusInvalid, Config{Volume: r.Vol}))
-		return
+		return nil, false
 	}
 	rng := a.n.rng
 	for i := len(zones) - 1; i > 0; i-- {
 		j := rng.Intn(i + 1)
 		zones[i], zones[j] = zones[j], zones[i]
 	}
-	c := Config{Volume: r.Vol, Blocks: r.Blocks, RF: r.RF, Epoch: 1, QoS: q}
+	var out []Addr
 	for _, z := range zones[:r.RF] {
 		var in []Addr
 		for _, ni := range a.n.p.Nodes {
@@ -330,12 +216,154 @@ func (a *authority) create(r *AuthRequest, cur *Config, reply func(Status, Confi
 				in = append(in, ni.Addr)
 			}
 		}
-		c.Replicas = append(c.Replicas, in[rng.Intn(len(in))])
+		out = append(out, in[rng.Intn(len(in))])
 	}
-	c.Primary = c.Replicas[0]
-	slices.Sort(c.Replicas)
-	c.InSync = slices.Clone(c.Replicas)
-	a.commit(c, false, reply(StatusOK, c))
+	return out, true
+}
+
+// apply carries out one committed command on this member's table and returns its result.
+// It depends only on the table and the command, so every member computes the same.
+func (a *authority) apply(c *authCmd) (Status, Config) {
+	r := &c.req
+	key := dedupKey{from: c.from, reqID: r.ReqID}
+	for i := range a.results {
+		if a.results[i].key == key {
+			return a.results[i].status, a.results[i].cfg.Clone() // a retry: its first result
+		}
+	}
+	st, cfg, changed, deleted := a.decide(c)
+	if changed {
+		if deleted {
+			a.remove(cfg.Volume)
+		} else {
+			a.set(cfg)
+			a.n.out.Issued = append(a.n.out.Issued, cfg.Clone())
+			if a.cell.leading() {
+				a.announce(cfg)
+			}
+		}
+	}
+	if len(a.results) >= maxAuthDedup {
+		a.results = slices.Delete(a.results, 0, 1)
+	}
+	a.results = append(a.results, authResult{key: key, status: st, cfg: cfg.Clone()})
+	return st, cfg
+}
+
+// decide computes a command's outcome: compare-and-set on the epoch for every change.
+func (a *authority) decide(cmd *authCmd) (st Status, cfg Config, changed, deleted bool) {
+	r := &cmd.req
+	cur := a.configs[r.Vol]
+	if r.Op == OpCreateVolume {
+		if cur != nil {
+			return StatusConflict, cur.Clone(), false, false
+		}
+		q, err := r.QoS.Normalize()
+		if err != nil || !a.validPlacement(cmd.placement, int(r.RF)) || r.Blocks == 0 {
+			return StatusInvalid, Config{Volume: r.Vol}, false, false
+		}
+		c := Config{Volume: r.Vol, Blocks: r.Blocks, RF: r.RF, Epoch: 1, QoS: q, Primary: cmd.placement[0]}
+		c.Replicas = slices.Clone(cmd.placement)
+		slices.Sort(c.Replicas)
+		c.InSync = slices.Clone(c.Replicas)
+		return StatusOK, c, true, false
+	}
+	if cur == nil {
+		return StatusNotFound, Config{Volume: r.Vol}, false, false
+	}
+	c := cur.Clone()
+	switch r.Op {
+	case OpDeleteVolume:
+		return StatusOK, c, true, true
+	case OpRequestHost:
+		g, ok := a.grants[r.Vol]
+		if ok && g.node != r.Node && cmd.now < g.expires {
+			return StatusConflict, c, false, false
+		}
+		if len(c.Replicas) >= int(c.RF) || c.IsReplica(r.Node) || !a.zoneFree(&c, r.Node) {
+			return StatusConflict, c, false, false
+		}
+		a.grants[r.Vol] = grant{node: r.Node, expires: cmd.now + grantLease}
+		return StatusOK, c, false, false
+	case OpSetQoS:
+		q, err := r.QoS.Normalize()
+		if err != nil {
+			return StatusInvalid, c, false, false
+		}
+		if r.FromEpoch != 0 && r.FromEpoch != c.Epoch {
+			return StatusConflict, c, false, false
+		}
+		// A new epoch: the primary applies the limits live, and every replica learns them
+		// (a member promoted later enforces the same figures).
+		c.QoS = q
+		c.Epoch++
+		return StatusOK, c, true, false
+	}
+	if r.FromEpoch != c.Epoch {
+		return StatusConflict, c, false, false
+	}
+	switch r.Op {
+	case OpPromote:
+		if !c.IsInSync(r.Node) || r.Node == c.Primary {
+			return StatusConflict, c, false, false
+		}
+		c.InSync = removeSorted(c.InSync, c.Primary)
+		c.Primary = r.Node
+	case OpShrink:
+		if cmd.from != c.Primary || r.Node == c.Primary || !c.IsInSync(r.Node) {
+			return StatusConflict, c, false, false
+		}
+		c.InSync = removeSorted(c.InSync, r.Node)
+	case OpGrow:
+		if cmd.from != c.Primary || !c.IsReplica(r.Node) || c.IsInSync(r.Node) {
+			return StatusConflict, c, false, false
+		}
+		c.InSync = insertSorted(c.InSync, r.Node)
+	default:
+		return StatusInvalid, c, false, false
+	}
+	c.Epoch++
+	if err := c.check(); err != nil {
+		a.n.fatal(err)
+		return StatusInvalid, cur.Clone(), false, false
+	}
+	return StatusOK, c, true, false
+}
+
+// validPlacement: RF known nodes in distinct zones.
+func (a *authority) validPlacement(p []Addr, rf int) bool {
+	if len(p) != rf || rf == 0 {
+		return false
+	}
+	var zones []uint32
+	for _, x := range p {
+		i := slices.IndexFunc(a.n.p.Nodes, func(ni NodeInfo) bool { return ni.Addr == x })
+		if i < 0 || slices.Contains(zones, a.n.p.Nodes[i].Zone) {
+			return false
+		}
+		zones = append(zones, a.n.p.Nodes[i].Zone)
+	}
+	return true
+}
+
+func (a *authority) zoneFree(c *Config, node Addr) bool {
+	zone, found := uint32(0), false
+	for _, ni := range a.n.p.Nodes {
+		if ni.Addr == node {
+			zone, found = ni.Zone, true
+		}
+	}
+	if !found {
+		return false
+	}
+	for _, r := range c.Replicas {
+		for _, ni := range a.n.p.Nodes {
+			if ni.Addr == r && ni.Zone == zone {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (a *authority) healthCheck(from Addr, h *HealthCheck) {
@@ -344,8 +372,7 @@ func (a *authority) healthCheck(from Addr, h *HealthCheck) {
 		return
 	}
 	if cur.Epoch != h.Epoch || !cur.IsInSync(from) || cur.Primary == from {
-		c := cur.Clone()
-		a.afterDurable(func() { a.n.send(from, &HealthResult{Vol: h.Vol, Epoch: c.Epoch, Healthy: true, Config: c}) })
+		a.n.send(from, &HealthResult{Vol: h.Vol, Epoch: cur.Epoch, Healthy: true, Config: cur.Clone()})
 		return
 	}
 	if len(a.probes) >= maxProbes {
@@ -361,13 +388,14 @@ func (a *authority) healthReply(p probe, healthy bool) {
 	if cur == nil {
 		return
 	}
-	c := cur.Clone()
-	a.afterDurable(func() {
-		a.n.send(p.requester, &HealthResult{Vol: p.vol, Epoch: p.epoch, Healthy: healthy, Config: c})
-	})
+	a.n.send(p.requester, &HealthResult{Vol: p.vol, Epoch: p.epoch, Healthy: healthy, Config: cur.Clone()})
 }
 
 func (a *authority) tick() {
+	if !a.cell.leading() {
+		a.probes, a.pushes = nil, nil
+		return
+	}
 	now := a.n.now
 	for i := 0; i < len(a.probes); {
 		if now >= a.probes[i].deadline {

@@ -7,10 +7,10 @@ type ClientParams struct {
 	ID             Addr   // the client's endpoint
 	Session        uint64 // unique per client incarnation: the deduplication identity
 	Authorities    []Addr // the authority cell's members
-	AttemptTimeout int64 // resend an unanswered request after this long
-	OpTimeout      int64 // give up (outcome unknown) after this long
-	Backoff        int64 // wait after Busy/Unavailable
-	MaxInFlight    int   // bounded: at most dedupPerClient
+	AttemptTimeout int64  // resend an unanswered request after this long
+	OpTimeout      int64  // give up (outcome unknown) after this long
+	Backoff        int64  // wait after Busy/Unavailable
+	MaxInFlight    int    // bounded: at most dedupPerClient
 }
 
 // DefaultClientParams returns sane timings.

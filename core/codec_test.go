@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/cairnstore/cairn/core/raft"
 	"reflect"
 	"strings"
 	"testing"
@@ -282,6 +283,14 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 		return &RepairReply{Vol: VolumeID(u32("vol")), Block: u64("block"), LSN: LSN(u64("lsn")), OK: ok, Data: data}
 	case KindClientFlush:
 		return &ClientFlush{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch")), Client: u64("client"), Req: u64("req")}
+	case KindRaft:
+		m := raft.Message{Type: raft.MsgType(u8("type")), From: u64("from"), To: u64("to"), Term: u64("term"),
+			LogTerm: u64("logterm"), Index: u64("index"), Commit: u64("commit"), Reject: bl("reject"),
+			RejectHint: u64("hint"), Context: u64("ctx")}
+		if c := recDrawCell(t, "raft"); c != nil {
+			m.Entries, m.Snapshot = c.entries, c.snap
+		}
+		return &RaftMsg{M: m}
 	}
 	t.Fatalf("codecDrawMessage: no generator for kind %d", k)
 	return nil
@@ -308,6 +317,10 @@ func codecSampleMessages() []Message {
 			Dedup:  []DedupRec{{Client: 1001, Req: 41, LSN: 97}, {Client: 1001, Req: 42, LSN: 100}}},
 		&AuthRequest{Op: OpCreateVolume, ReqID: 5, Vol: 7, Node: 11, Blocks: 1 << 18, RF: 3, QoS: QoS{IOPS: 100, BurstIOPS: 100}},
 		&ClientFlush{Vol: 7, Epoch: 4, Client: 1001, Req: 45},
+		&RaftMsg{M: raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 7,
+			Entries: []raft.Entry{{Index: 8, Term: 3, Type: raft.EntryNormal, Data: []byte("cmd")}}}},
+		&RaftMsg{M: raft.Message{Type: raft.MsgSnap, From: 1, To: 3, Term: 3,
+			Snapshot: &raft.Snapshot{Index: 7, Term: 2, Voters: []uint64{1, 2, 3}, Data: []byte("table")}}},
 		&AuthReply{Op: OpPromote, ReqID: 6, Status: StatusConflict, Config: cfg},
 		&HealthCheck{Vol: 7, Epoch: 4},
 		&Probe{Vol: 7, Nonce: 77},

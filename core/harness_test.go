@@ -132,7 +132,7 @@ func newCluster(t *testing.T, n int, tweak func(*Params)) *cluster {
 		c.nodes = append(c.nodes, h)
 		c.start(h)
 	}
-	c.cl = NewClient(DefaultClientParams(hClient, 7, []Addr{hAuth}))
+	c.cl = NewClient(DefaultClientParams(hClient, 7, c.nodes[0].p.Authorities))
 	t.Cleanup(func() {
 		if t.Failed() { // the last deliveries, heartbeats aside
 			var lines []string
@@ -144,7 +144,23 @@ func newCluster(t *testing.T, n int, tweak func(*Params)) *cluster {
 			t.Log("trace tail:\n" + strings.Join(lines[max(0, len(lines)-40):], "\n"))
 		}
 	})
+	// The authority cell elects a leader before anyone asks it anything.
+	c.runUntil(5*Second, "an authority leader", func() bool { return c.authLeader() != 0 })
 	return c
+}
+
+// authLeader is the up member that leads the cell at the highest term (0: none).
+func (c *cluster) authLeader() Addr {
+	best, bestTerm := Addr(0), uint64(0)
+	for _, h := range c.nodes {
+		if !h.up {
+			continue
+		}
+		if l, term, _, ok := h.n.AuthorityStatus(); ok && l && term >= bestTerm {
+			best, bestTerm = h.addr, term
+		}
+	}
+	return best
 }
 
 func (c *cluster) node(a Addr) *hnode   { return c.nodes[a-1] }
@@ -152,7 +168,11 @@ func (c *cluster) clock(h *hnode) int64 { return hBase + c.now + h.skew }
 func (c *cluster) vol(a Addr) *volume   { return c.node(a).n.vols[hVol] }
 
 func (c *cluster) authCfg() Config {
-	cfg, ok := c.node(hAuth).n.AuthorityConfig(hVol)
+	a := c.authLeader()
+	if a == 0 {
+		a = hAuth
+	}
+	cfg, ok := c.node(a).n.AuthorityConfig(hVol)
 	if !ok {
 		c.t.Fatalf("authority has no config for volume %d", hVol)
 	}
@@ -326,7 +346,7 @@ func (c *cluster) runUntil(limit int64, what string, cond func() bool) {
 // createVolume asks the authority (as an admin) for an RF=3 volume.
 func (c *cluster) createVolume() Config {
 	c.t.Helper()
-	c.inject(hAdmin, hAuth, &AuthRequest{Op: OpCreateVolume, ReqID: 1, Vol: hVol, Blocks: hBlocks, RF: 3})
+	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpCreateVolume, ReqID: 1, Vol: hVol, Blocks: hBlocks, RF: 3})
 	for _, m := range c.inbox {
 		if r, ok := m.(*AuthReply); ok && r.ReqID == 1 {
 			if r.Status != StatusOK {

@@ -31,6 +31,7 @@ const (
 	KindRepairRequest
 	KindRepairReply
 	KindClientFlush
+	KindRaft
 	kindEnd
 )
 
@@ -269,6 +270,8 @@ func newMessage(k Kind) Message {
 		return &RepairReply{}
 	case KindClientFlush:
 		return &ClientFlush{}
+	case KindRaft:
+		return &RaftMsg{}
 	}
 	return nil
 }

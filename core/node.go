@@ -48,6 +48,8 @@ type Node struct {
 	restartHold     int64 // no promotion before this local time (promises made before a crash)
 	authReqID       uint64
 	authGuess       leaderGuess // where authority requests go
+	cellDisk        cellDisk    // the cell's Raft state while the journal is replayed
+	raftRand        *Rand
 }
 
 type opWait struct {
@@ -69,6 +71,7 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, global: g, authGuess: newLeaderGuess(p.Authorities)}
 	if slices.Contains(p.Authorities, p.Self) {
 		n.auth = newAuthority(n)
+		n.raftRand = NewRand(rng.Uint64()) // election jitter: its own stream of the node's seed
 	}
 	return n, nil
 }
@@ -76,6 +79,9 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 // Start recovers the node's durable state (replaying the journal onto the block store).
 func (n *Node) Start(now int64) error {
 	n.now = now
+	// Authority request ids start at the clock, so a restarted node never reuses one (the
+	// authority remembers results by sender and id).
+	n.authReqID = uint64(max(now, 0))
 	snap, recs, err := n.st.Load()
 	if err != nil {
 		return fmt.Errorf("core: load storage: %w", err)
@@ -99,6 +105,12 @@ func (n *Node) Start(now int64) error {
 		}
 	}
 	n.sinceCheckpoint = len(recs)
+	if n.auth != nil {
+		if err := n.auth.startCell(n.cellDisk); err != nil {
+			return err
+		}
+		n.cellDisk = cellDisk{}
+	}
 	// Any promise made before the crash expired at most one lease after it was made.
 	n.restartHold = now + n.p.Lease
 	for _, id := range n.volIDs {
@@ -109,7 +121,7 @@ func (n *Node) Start(now int64) error {
 		}
 	}
 	if n.auth != nil {
-		n.auth.recovered()
+		n.auth.cell.process() // committed entries after the snapshot are applied again
 	}
 	return nil
 }
@@ -139,8 +151,11 @@ func (n *Node) restoreSnapshot(s *snapshot) error {
 		}
 		v.applied, v.appliedEpoch = vs.last, vs.lastEpoch
 	}
-	if n.auth != nil {
-		n.auth.restore(s.auth)
+	if s.cell != nil {
+		if n.auth == nil {
+			return fmt.Errorf("core: snapshot holds authority cell state, but this node is not a member")
+		}
+		n.cellDisk = *s.cell
 	}
 	return nil
 }
@@ -177,11 +192,11 @@ func (n *Node) replay(r *record) error {
 		if v := n.vols[r.vol]; v != nil && r.epoch >= v.growAt {
 			v.growAt, v.growNode, v.growDurable = r.epoch, r.member, true
 		}
-	case recAuth:
+	case recRaft:
 		if n.auth == nil {
-			return fmt.Errorf("authority record on a node that is not the authority")
+			return fmt.Errorf("authority cell record on a node that is not a member")
 		}
-		n.auth.replay(r.cfg, r.deleted)
+		n.cellDisk.add(r.hard, r.rsnap, r.rents)
 	case recSnapshot:
 		return fmt.Errorf("snapshot record inside the journal")
 	}
@@ -276,6 +291,10 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 		if n.auth != nil {
 			n.auth.step(from, m)
 		}
+	case *RaftMsg:
+		if n.auth != nil {
+			n.auth.cell.step(m)
+		}
 	}
 }
 
@@ -294,6 +313,7 @@ func (n *Node) Tick(now int64) {
 		n.scrub(v)
 	}
 	if n.auth != nil {
+		n.auth.cell.tick()
 		n.auth.tick()
 	}
 	n.maybeCheckpoint()
@@ -315,7 +335,9 @@ func (n *Node) maybeCheckpoint() {
 		s.vols = append(s.vols, vs)
 	}
 	if n.auth != nil {
-		s.auth = n.auth.snapshot()
+		n.auth.cell.compact()
+		d := n.auth.cell.disk
+		s.cell = &d
 	}
 	n.opSeq++
 	n.out.Ops = append(n.out.Ops, StorageOp{Seq: n.opSeq, Kind: OpCheckpoint, Data: encodeSnapshot(s)})

@@ -21,12 +21,12 @@ type NodeInfo struct {
 
 // Params configures a node.
 type Params struct {
-	Self      Addr
-	Zone      uint32
+	Self Addr
+	Zone uint32
 	// Authorities are the authority cell's members (one per zone, 3 or 5; 1 for tests):
 	// requests go to the one believed to lead, and move on when it does not answer.
 	Authorities []Addr
-	Nodes     []NodeInfo // all storage nodes (used by the authority to place replicas)
+	Nodes       []NodeInfo // all storage nodes (used by the authority to place replicas)
 
 	HeartbeatInterval int64 // primary -> members
 	Lease             int64 // L: a member promises not to seek promotion for L after each heartbeat
@@ -40,6 +40,7 @@ type Params struct {
 	CheckpointEvery   int   // journal records between checkpoints
 	QueueDepth        int   // requests a throttled volume holds waiting for tokens before Busy
 	QueueBytes        int64 // and write payload bytes it holds (a bound on memory; one request always fits)
+	RaftTick          int64 // the authority cell's Raft tick: heartbeats every tick, elections after 10–20
 
 	// Global is the node-wide adaptive admission bucket (spec section 6).
 	Global qos.GlobalConfig
@@ -61,6 +62,7 @@ func DefaultParams(self Addr, zone uint32, authorities []Addr, nodes []NodeInfo)
 		CheckpointEvery:   512,
 		QueueDepth:        64,
 		QueueBytes:        64 << 20,
+		RaftTick:          50 * Millisecond,
 		Global:            qos.DefaultGlobalConfig(),
 	}
 }
@@ -72,6 +74,8 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: Self must be nonzero")
 	case len(p.Authorities) == 0 || len(p.Authorities) > 7 || slices.Contains(p.Authorities, 0):
 		return fmt.Errorf("params: Authorities must name 1 to 7 nonzero members (got %v)", p.Authorities)
+	case p.RaftTick <= 0:
+		return fmt.Errorf("params: RaftTick must be positive")
 	case p.HeartbeatInterval <= 0 || p.Lease <= 0 || p.FailTimeout <= 0 || p.ShrinkTimeout <= 0 || p.ProbeTimeout <= 0 || p.RetransmitTimeout <= 0:
 		return fmt.Errorf("params: every timeout must be positive")
 	case p.DriftPPM < 0 || p.DriftPPM >= 100_000:

@@ -17,6 +17,7 @@ type primaryState struct {
 	authOp        AuthOp
 	authTarget    Addr
 	authReq       uint64
+	authEpoch     Epoch // the epoch authReq was sent from
 	authSent      int64
 	lastConfigAsk int64
 }
@@ -514,11 +515,13 @@ func (n *Node) reconfigure(v *volume) {
 
 func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
 	p := v.prim
-	if p.authOp == 0 || p.authOp != op || p.authTarget != target {
+	// A request id names one exact request: a retransmission from another epoch is a new one
+	// (the authority answers a repeated id with the first result).
+	if p.authOp == 0 || p.authOp != op || p.authTarget != target || p.authEpoch != v.cfg.Epoch {
 		n.authReqID++
 		p.authReq = n.authReqID
 	}
-	p.authOp, p.authTarget = op, target
+	p.authOp, p.authTarget, p.authEpoch = op, target, v.cfg.Epoch
 	if op == OpGrow && !v.growDurable {
 		return // sent once the intent is journaled (the retransmit path)
 	}

@@ -10,7 +10,7 @@ import (
 // setQoS changes the volume's QoS through the authority (as an operator would).
 func (c *cluster) setQoS(q QoS, req uint64) Config {
 	c.t.Helper()
-	c.inject(hAdmin, hAuth, &AuthRequest{Op: OpSetQoS, ReqID: req, Vol: hVol, QoS: q})
+	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpSetQoS, ReqID: req, Vol: hVol, QoS: q})
 	for _, m := range c.inbox {
 		if r, ok := m.(*AuthReply); ok && r.ReqID == req {
 			if r.Status != StatusOK {
@@ -152,7 +152,7 @@ func TestScenarioQoSBadLimitsRefused(t *testing.T) {
 	c, _, _, _ := setup(t, nil)
 	for i, q := range []QoS{{IOPS: -1}, {BurstIOPS: 5}, {IOPS: 100, BurstIOPS: 50}, {IOPS: 100, MBps: -1}} {
 		req := uint64(20 + i)
-		c.inject(hAdmin, hAuth, &AuthRequest{Op: OpSetQoS, ReqID: req, Vol: hVol, QoS: q})
+		c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpSetQoS, ReqID: req, Vol: hVol, QoS: q})
 		got := StatusOK
 		for _, m := range c.inbox {
 			if r, ok := m.(*AuthReply); ok && r.ReqID == req {
@@ -244,7 +244,7 @@ func TestScenarioStepDownAnswersQueued(t *testing.T) {
 	}
 	// The operator moves the primary: the old one steps down and sends its waiting
 	// clients to the new configuration instead of dropping them.
-	c.inject(hAdmin, hAuth, &AuthRequest{Op: OpPromote, ReqID: 9, Vol: hVol, FromEpoch: cfg.Epoch, Node: m[1]})
+	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpPromote, ReqID: 9, Vol: hVol, FromEpoch: cfg.Epoch, Node: m[1]})
 	c.run(100 * Millisecond)
 	if c.authCfg().Primary != m[1] {
 		t.Fatalf("promotion did not happen: %v", c.authCfg())

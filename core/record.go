@@ -1,6 +1,10 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/cairnstore/cairn/core/raft"
+)
 
 // Journal records. Each is encoded with the wire encoder: one kind byte then fields.
 // The storage layer frames and checksums records; here they are opaque payloads.
@@ -10,7 +14,7 @@ const (
 	recConfig   recKind = iota + 1 // a replica adopted a configuration
 	recEntry                       // a write joined a replica's log
 	recSync                        // a replica was brought to its primary's state
-	recAuth                        // the authority changed a volume's configuration
+	recRaft                        // the authority cell's Raft state: hard state, snapshot, entries
 	recSnapshot                    // checkpoint: the node's whole durable state
 	recPromote                     // a replica is about to ask to be promoted from an epoch
 	recGrow                        // a primary is about to ask to grow a member back in at an epoch
@@ -67,11 +71,34 @@ func encodeRecGrow(vol VolumeID, at Epoch, member Addr) []byte {
 	return e.b
 }
 
-func encodeRecAuth(c *Config, deleted bool) []byte {
-	e := encoder{b: []byte{byte(recAuth)}}
-	e.config(c)
-	e.bool(deleted)
+func encodeRecRaft(hard *raft.HardState, snap *raft.Snapshot, ents []raft.Entry) []byte {
+	e := encoder{b: []byte{byte(recRaft)}}
+	e.raftState(hard, snap, ents)
 	return e.b
+}
+
+func (e *encoder) raftState(hard *raft.HardState, snap *raft.Snapshot, ents []raft.Entry) {
+	e.bool(hard != nil)
+	if hard != nil {
+		e.u64(hard.Term)
+		e.u64(hard.Vote)
+		e.u64(hard.Commit)
+	}
+	e.bool(snap != nil)
+	if snap != nil {
+		e.raftSnapshot(snap)
+	}
+	e.raftEntries(ents)
+}
+
+func (d *decoder) raftState() (hard *raft.HardState, snap *raft.Snapshot, ents []raft.Entry) {
+	if d.bool() {
+		hard = &raft.HardState{Term: d.u64(), Vote: d.u64(), Commit: d.u64()}
+	}
+	if d.bool() {
+		snap = d.raftSnapshot()
+	}
+	return hard, snap, d.raftEntries()
 }
 
 // volSnap is one replica's state in a snapshot.
@@ -91,7 +118,7 @@ type volSnap struct {
 
 type snapshot struct {
 	vols []volSnap
-	auth []Config
+	cell *cellDisk // the authority cell's Raft state (members only)
 }
 
 func encodeSnapshot(s *snapshot) []byte {
@@ -124,25 +151,29 @@ func encodeSnapshot(s *snapshot) []byte {
 			}
 		}
 	}
-	e.u64(uint64(len(s.auth)))
-	for i := range s.auth {
-		e.config(&s.auth[i])
+	e.bool(s.cell != nil)
+	if s.cell != nil {
+		h := s.cell.hard
+		e.raftState(&h, s.cell.snap, s.cell.entries)
 	}
 	return e.b
 }
 
 // record is a decoded journal record.
 type record struct {
-	kind    recKind
-	vol     VolumeID
-	commit  LSN
-	cfg     Config
-	deleted bool
-	epoch   Epoch
-	member  Addr
-	entry   *Entry
-	sync    *Sync
-	snap    *snapshot
+	kind   recKind
+	vol    VolumeID
+	commit LSN
+	cfg    Config
+	epoch  Epoch
+	member Addr
+	entry  *Entry
+	sync   *Sync
+	snap   *snapshot
+	// recRaft
+	hard  *raft.HardState
+	rsnap *raft.Snapshot
+	rents []raft.Entry
 }
 
 func decodeRecord(b []byte) (*record, error) {
@@ -164,10 +195,8 @@ func decodeRecord(b []byte) (*record, error) {
 		r.sync = &Sync{}
 		r.sync.decode(&d)
 		r.vol = r.sync.Vol
-	case recAuth:
-		d.config(&r.cfg)
-		r.deleted = d.bool()
-		r.vol = r.cfg.Volume
+	case recRaft:
+		r.hard, r.rsnap, r.rents = d.raftState()
 	case recPromote:
 		r.vol = VolumeID(d.u32())
 		r.epoch = Epoch(d.u64())
@@ -222,10 +251,12 @@ func decodeSnapshot(d *decoder) *snapshot {
 			v.unapplied[j].durable = true
 		}
 	}
-	n = d.length(maxList, 7) // a Config encodes in at least 7 bytes
-	s.auth = make([]Config, n)
-	for i := range s.auth {
-		d.config(&s.auth[i])
+	if d.bool() {
+		hard, snap, ents := d.raftState()
+		s.cell = &cellDisk{snap: snap, entries: ents}
+		if hard != nil {
+			s.cell.hard = *hard
+		}
 	}
 	return s
 }

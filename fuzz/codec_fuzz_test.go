@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/core/raft"
 )
 
 // blockOf returns n blocks whose bytes follow a pattern derived from seed.
@@ -61,6 +62,8 @@ func seedMessages() []core.Message {
 		&core.RepairRequest{Vol: 7, Block: 12, LSN: 99},
 		&core.RepairReply{Vol: 7, Block: 12, LSN: 99, OK: true, Data: make([]byte, core.BlockSize)},
 		&core.ClientFlush{Vol: 7, Epoch: 4, Client: 1001, Req: 45},
+		&core.RaftMsg{M: raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 7,
+			Entries: []raft.Entry{{Index: 8, Term: 3, Data: []byte("cmd")}}}},
 		&core.AuthRequest{Op: core.OpSetQoS, ReqID: 7, Vol: 7, QoS: core.QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000, MBps: 125}},
 	}
 }
@@ -284,6 +287,17 @@ var builders = []func(f *fields) core.Message{
 	},
 	func(f *fields) core.Message {
 		return &core.ClientFlush{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b), Client: f.c, Req: f.d}
+	},
+	func(f *fields) core.Message {
+		m := raft.Message{Type: raft.MsgType(f.flags), From: f.a, To: f.b, Term: f.c, LogTerm: f.d, Index: uint64(f.x),
+			Commit: f.a ^ f.b, Reject: f.flag(0), RejectHint: f.c >> 1, Context: f.d >> 2}
+		for i := range f.nBlocks() {
+			m.Entries = append(m.Entries, raft.Entry{Index: f.a + uint64(i), Term: f.c, Type: raft.EntryType(i % 3), Data: f.blocks(1)[:16]})
+		}
+		if f.flag(1) {
+			m.Snapshot = &raft.Snapshot{Index: f.a, Term: f.b, Voters: f.words(0, 5), Data: f.data}
+		}
+		return &core.RaftMsg{M: m}
 	},
 }
 

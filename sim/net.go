@@ -9,6 +9,9 @@ import (
 // duplicates and delays (with a long tail, so messages reorder) at the seed's rates.
 func (w *world) send(from, to core.Addr, m core.Message) {
 	w.msgsSent++
+	if r, ok := m.(*core.AuthRequest); ok {
+		w.recordAuthRequest(from, r)
+	}
 	b := core.Encode(nil, m)
 	if w.cut[[2]core.Addr{from, to}] > 0 {
 		w.msgsDropped++
@@ -44,6 +47,9 @@ func (w *world) deliver(from, to core.Addr, b []byte) {
 	}
 	if w.o.Trace != nil {
 		w.tracef("%d -> %d %T %+v", from, to, m, summarize(m))
+	}
+	if r, ok := m.(*core.AuthReply); ok {
+		w.recordAuthReply(to, r)
 	}
 	if sn := w.node(to); sn != nil {
 		w.onNode(sn, func() { sn.n.Step(w.local(sn), from, m) })

@@ -119,7 +119,7 @@ func (w *world) volumeResults(activeSeconds float64) []VolumeResult {
 		vol := core.VolumeID(v + 1)
 		a := w.agg(vol)
 		q := w.s.qos[v]
-		if auth := w.nodes[0]; auth.n != nil {
+		if auth := w.authView(); auth != nil {
 			if cfg, ok := auth.n.AuthorityConfig(vol); ok {
 				q = cfg.QoS // after any live change
 			}

@@ -117,7 +117,7 @@ func (w *world) scheduleQoSChanges() {
 		}
 		w.qosChanges++
 		w.tracef("admin: volume %d QoS -> %+v", vol, q)
-		w.send(adminAddr, 1, &core.AuthRequest{Op: core.OpSetQoS, ReqID: uint64(1000 + w.qosChanges), Vol: vol, QoS: q})
+		w.send(adminAddr, w.adminTo(), &core.AuthRequest{Op: core.OpSetQoS, ReqID: uint64(1000 + w.qosChanges), Vol: vol, QoS: q})
 		w.q.after(w.s.setQoSEvery/2+w.fltR.Int63n(w.s.setQoSEvery+1), next)
 	}
 	w.q.after(w.s.setQoSEvery, next)

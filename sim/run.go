@@ -32,6 +32,9 @@ type Result struct {
 	DiskFulls            int      `json:"disk_fulls"`
 	Messages             uint64   `json:"messages"`
 	QoSChanges           int      `json:"qos_changes"`
+	AuthorityMembers     int      `json:"authority_members"`
+	ConfigOps            int      `json:"config_ops"` // authority requests checked by the configuration model
+	AuthorityLeaderChgs  int      `json:"authority_leader_changes"`
 	Shape                string   `json:"shape"`
 	Replay               string   `json:"replay"`
 	HTML                 []string `json:"html,omitempty"`
@@ -100,6 +103,8 @@ func Run(o Options) Result {
 	}
 	checkStart := time.Now()
 	res.HTML = w.checkHistory()
+	res.HTML = append(res.HTML, w.checkConfigs()...)
+	res.ConfigOps = len(w.cfgOps)
 	res.CheckSeconds = time.Since(checkStart).Seconds()
 	res.TraceHash = fmt.Sprintf("%016x", w.hash.Sum64())
 	res.Violations = w.violations
@@ -112,6 +117,7 @@ func Run(o Options) Result {
 	res.Failovers, res.UnnecessaryFailovers = w.failovers, w.unnecessary
 	res.Crashes, res.Pauses, res.Partitions = w.crashes, w.pauses, w.partitions
 	res.BitRots, res.DiskFulls, res.QoSChanges = w.bitrots, w.diskFulls, w.qosChanges
+	res.AuthorityMembers, res.AuthorityLeaderChgs = len(w.authorities()), w.leaderChanges
 	res.Messages = w.msgsSent
 	res.SimSeconds = float64(w.q.now) / 1e9
 	res.Replay = fmt.Sprintf("cairn sim --seed %d", o.Seed)
@@ -164,7 +170,7 @@ func (w *world) setup() {
 	for i := 0; i < s.clients; i++ {
 		sc := w.newClient(i, s.attach[i])
 		w.clients = append(w.clients, sc)
-		sc.start(300*core.Millisecond + w.wrkR.Int63n(100*core.Millisecond))
+		w.startClient(sc, 300*core.Millisecond+w.wrkR.Int63n(100*core.Millisecond))
 	}
 	w.scheduleFaults()
 }
@@ -179,7 +185,7 @@ func (w *world) createVolumes() {
 			if w.created(vol) {
 				return
 			}
-			w.send(adminAddr, 1, req)
+			w.send(adminAddr, w.adminTo(), req)
 			w.q.after(200*core.Millisecond, try)
 		}
 		w.q.after(0, try)
@@ -188,8 +194,33 @@ func (w *world) createVolumes() {
 
 func (w *world) created(vol core.VolumeID) bool { return len(w.issued[vol]) > 0 }
 
+// startClient starts a client once every volume exists (the cell elects its first leader
+// before it creates anything), so no operation fails for a volume not yet created.
+func (w *world) startClient(sc *simClient, at int64) {
+	w.q.at(at, func() {
+		for v := range w.s.volumes {
+			if !w.created(core.VolumeID(v + 1)) {
+				w.startClient(sc, w.q.now+50*core.Millisecond)
+				return
+			}
+		}
+		sc.start(w.q.now)
+	})
+}
+
 func (w *world) adminReply(m core.Message) {
-	if r, ok := m.(*core.AuthReply); ok && r.Status != core.StatusOK && r.Status != core.StatusConflict {
+	r, ok := m.(*core.AuthReply)
+	if !ok {
+		return
+	}
+	w.adminMiss = 0
+	if r.Status == core.StatusNotLeader {
+		if r.Leader != 0 {
+			w.adminLeader = r.Leader
+		}
+		return // the operator's request is retried (creates) or dropped (QoS changes)
+	}
+	if r.Status != core.StatusOK && r.Status != core.StatusConflict {
 		w.violation("authority refused admin op %d on volume %d: %v", r.Op, r.Config.Volume, r.Status)
 	}
 }
@@ -251,9 +282,9 @@ func (w *world) checkLiveness() {
 
 // checkConvergence: after the liveness phase, in-sync replicas hold identical data (S5).
 func (w *world) checkConvergence() {
-	auth := w.nodes[0]
-	if auth.n == nil {
-		w.stuck("authority down at the end")
+	auth := w.authView()
+	if auth == nil {
+		w.stuck("every authority member is down at the end")
 		return
 	}
 	for v := 0; v < w.s.volumes; v++ {

@@ -7,6 +7,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"hash/fnv"
+	"slices"
 
 	"github.com/cairnstore/cairn/core"
 	"github.com/cairnstore/cairn/histories"
@@ -57,6 +58,15 @@ type world struct {
 	bitrots      int
 	diskFulls    int
 	qosChanges   int
+
+	leaderTerm    uint64
+	leaderChanges int
+	adminLeader   core.Addr
+	adminMiss     int
+
+	cfgPending map[configKey]configPending
+	cfgOps     []histories.ConfigOp
+	cfgMeta    []configPending
 
 	qosAgg map[core.VolumeID]*volAgg
 	seen   map[counterKey]counterSeen
@@ -130,7 +140,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func newWorld(o *Options) *world {
 	root := core.NewRand(o.Seed)
 	w := &world{o: o, hash: fnv.New64a(), issued: map[core.VolumeID][]issuedCfg{}, cut: map[[2]core.Addr]int{},
-		qosAgg: map[core.VolumeID]*volAgg{}, seen: map[counterKey]counterSeen{}}
+		qosAgg: map[core.VolumeID]*volAgg{}, seen: map[counterKey]counterSeen{}, cfgPending: map[configKey]configPending{}}
 	w.s = drawShape(core.NewRand(root.Uint64()), o)
 	w.netR = core.NewRand(root.Uint64())
 	w.fltR = core.NewRand(root.Uint64())
@@ -206,6 +216,7 @@ func (w *world) flush(sn *simNode) {
 		return
 	}
 	out := sn.n.Drain()
+	w.noteLeader(sn)
 	for _, c := range out.Issued {
 		w.onIssued(c)
 	}
@@ -277,19 +288,25 @@ func (w *world) onIssued(c core.Config) {
 	hist := w.issued[c.Volume]
 	if len(hist) > 0 {
 		prev := hist[len(hist)-1].cfg
-		if c.Epoch == prev.Epoch {
-			if c.String() != prev.String() {
-				w.violation("authority issued two configurations for epoch %d: %v and %v", c.Epoch, prev, c)
+		if c.Epoch <= prev.Epoch {
+			// Every member applies the cell's log: later members (and restarted ones)
+			// issue what the first one did, and must issue exactly that.
+			i := slices.IndexFunc(hist, func(x issuedCfg) bool { return x.cfg.Epoch == c.Epoch })
+			switch {
+			case i < 0:
+				w.violation("authority issued epoch %d for volume %d after epoch %d", c.Epoch, c.Volume, prev.Epoch)
+			case hist[i].cfg.String() != c.String() || hist[i].cfg.QoS != c.QoS:
+				w.violation("authority issued two configurations for epoch %d: %v and %v", c.Epoch, hist[i].cfg, c)
 			}
-			return // re-issued after the authority restarted
-		}
-		if c.Epoch < prev.Epoch {
-			w.violation("authority issued epoch %d for volume %d after epoch %d", c.Epoch, c.Volume, prev.Epoch)
+			return
 		}
 		if prev.Primary != c.Primary {
 			w.failovers++
 			old := w.node(prev.Primary)
-			auth := core.Addr(1)
+			auth := core.Addr(0)
+			if l := w.authLeader(); l != nil {
+				auth = l.addr
+			}
 			if old != nil && old.up && !old.paused && w.cut[[2]core.Addr{auth, old.addr}] == 0 && w.cut[[2]core.Addr{old.addr, auth}] == 0 {
 				w.unnecessary++
 				w.tracef("unnecessary failover of volume %d: old primary %d was up and reachable", c.Volume, prev.Primary)
@@ -351,5 +368,70 @@ func (w *world) resume(sn *simNode) {
 	}
 }
 
-// authorities are the authority cell's members.
-func (w *world) authorities() []core.Addr { return []core.Addr{1} }
+// authorities are the authority cell's members: the first node of each of three zones
+// (node i is in zone (i-1) mod zones).
+func (w *world) authorities() []core.Addr {
+	var m []core.Addr
+	for i := 1; i <= min(3, w.s.zones, w.s.nodes); i++ {
+		m = append(m, core.Addr(i))
+	}
+	return m
+}
+
+// authLeader is the member leading the cell at the highest term now (nil: none).
+func (w *world) authLeader() *simNode {
+	var best *simNode
+	bestTerm := uint64(0)
+	for _, a := range w.authorities() {
+		sn := w.node(a)
+		if sn.n == nil || !sn.up {
+			continue
+		}
+		if l, term, _, _ := sn.n.AuthorityStatus(); l && term >= bestTerm {
+			best, bestTerm = sn, term
+		}
+	}
+	return best
+}
+
+// authView is the up member that has applied the most of the cell's log.
+func (w *world) authView() *simNode {
+	var best *simNode
+	most := uint64(0)
+	for _, a := range w.authorities() {
+		sn := w.node(a)
+		if sn.n == nil || !sn.up {
+			continue
+		}
+		if _, _, applied, _ := sn.n.AuthorityStatus(); best == nil || applied > most {
+			best, most = sn, applied
+		}
+	}
+	return best
+}
+
+// noteLeader counts leader changes of the cell (a member leading at a newer term).
+func (w *world) noteLeader(sn *simNode) {
+	if l, term, _, ok := sn.n.AuthorityStatus(); ok && l && term > w.leaderTerm {
+		if w.leaderTerm != 0 {
+			w.leaderChanges++
+		}
+		w.leaderTerm = term
+		w.tracef("node %d leads the authority cell at term %d", sn.addr, term)
+	}
+}
+
+// adminTo is where the simulator's operator sends authority requests (the leader it
+// last heard of, or the next member after an unanswered request).
+func (w *world) adminTo() core.Addr {
+	m := w.authorities()
+	if w.adminMiss >= 2 {
+		w.adminLeader = m[(int(w.adminLeader)%len(m)+1)%len(m)]
+		w.adminMiss = 0
+	}
+	if w.adminLeader == 0 {
+		w.adminLeader = m[0]
+	}
+	w.adminMiss++
+	return w.adminLeader
+}

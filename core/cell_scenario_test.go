@@ -1,0 +1,179 @@
+package core
+
+import (
+	"testing"
+
+	"github.com/cairnstore/cairn/core/raft"
+)
+
+// Scripted scenarios of the replicated authority cell: members 1, 2, 3 (one per zone),
+// node 4 a storage node only.
+
+func cellCluster(t *testing.T) *cluster {
+	t.Helper()
+	return newCluster(t, 4, func(p *Params) { p.Authorities = []Addr{1, 2, 3} })
+}
+
+func (c *cluster) adminReply(req uint64) *AuthReply {
+	var last *AuthReply
+	for _, m := range c.inbox {
+		if r, ok := m.(*AuthReply); ok && r.ReqID == req && r.Status != StatusNotLeader {
+			last = r
+		}
+	}
+	return last
+}
+
+// Every member applies the same log: after a write of configuration, all three tables agree.
+func TestCellMembersAgree(t *testing.T) {
+	c := cellCluster(t)
+	cfg := c.createVolume()
+	c.run(200 * Millisecond)
+	for a := Addr(1); a <= 3; a++ {
+		got, ok := c.node(a).n.AuthorityConfig(hVol)
+		if !ok || got.String() != cfg.String() {
+			t.Fatalf("member %d holds %v, the leader answered %v", a, got, cfg)
+		}
+	}
+	if _, ok := c.node(4).n.AuthorityConfig(hVol); ok {
+		t.Fatal("a node outside the cell has an authority table")
+	}
+	// A member that is not the leader redirects.
+	l := c.authLeader()
+	other := Addr(1)
+	if other == l {
+		other = 2
+	}
+	c.inject(hAdmin, other, &AuthRequest{Op: OpGetConfig, ReqID: 50, Vol: hVol})
+	var r *AuthReply
+	for _, m := range c.inbox {
+		if x, ok := m.(*AuthReply); ok && x.ReqID == 50 {
+			r = x
+		}
+	}
+	if r == nil || r.Status != StatusNotLeader || r.Leader != l {
+		t.Fatalf("a follower answered %+v, want NotLeader naming %d", r, l)
+	}
+}
+
+// A partitioned old leader that still believes it leads cannot change or even read a
+// configuration: its requests never commit and its reads never pass the read index. The
+// majority elects a new leader, which serves; after healing the old one follows.
+func TestCellPartitionedOldLeader(t *testing.T) {
+	c := cellCluster(t)
+	cfg := c.createVolume()
+	old := c.authLeader()
+	c.isolate(old)
+	c.cutLink(old, hAdmin)
+	c.healLink(old, hAdmin) // the operator still reaches the old leader
+	c.inject(hAdmin, old, &AuthRequest{Op: OpSetQoS, ReqID: 60, Vol: hVol, QoS: QoS{IOPS: 100}})
+	c.inject(hAdmin, old, &AuthRequest{Op: OpGetConfig, ReqID: 61, Vol: hVol})
+	c.runUntil(5*Second, "a new leader on the majority side", func() bool {
+		l := c.authLeader()
+		return l != 0 && l != old
+	})
+	c.run(2 * Second) // the old leader stepped down by check-quorum meanwhile
+	if r := c.adminReply(60); r != nil {
+		t.Fatalf("the isolated old leader answered a change: %+v", r)
+	}
+	if r := c.adminReply(61); r != nil && r.Status == StatusOK {
+		t.Fatalf("the isolated old leader served a read: %+v", r)
+	}
+	if l, _, _, _ := c.node(old).n.AuthorityStatus(); l {
+		t.Fatal("the isolated old leader still leads after an election timeout without a quorum")
+	}
+	nl := c.authLeader()
+	c.inject(hAdmin, nl, &AuthRequest{Op: OpSetQoS, ReqID: 62, Vol: hVol, QoS: QoS{IOPS: 200}})
+	c.run(100 * Millisecond)
+	// (the volume itself may have moved on meanwhile: the old leader's node hosts a replica)
+	if r := c.adminReply(62); r == nil || r.Status != StatusOK || r.Config.QoS.IOPS != 200 || r.Config.Epoch <= cfg.Epoch {
+		t.Fatalf("the new leader's change: %+v", r)
+	}
+	for _, h := range c.nodes {
+		c.healLink(old, h.addr)
+	}
+	c.healLink(old, hClient)
+	c.run(2 * Second)
+	got, _ := c.node(old).n.AuthorityConfig(hVol)
+	if want := c.authCfg(); got.QoS.IOPS != 200 || got.String() != want.String() {
+		t.Fatalf("after healing the old leader holds %v %+v, want the leader's %v", got, got.QoS, want)
+	}
+	if r := c.adminReply(60); r != nil && r.Status == StatusOK {
+		t.Fatalf("the change sent to the isolated leader was answered OK: %+v", r)
+	}
+}
+
+// The leader crashes in the middle of a Promote: the change either commits (and the new
+// leader's answer to the retry is the same result) or is lost; never applied twice.
+func TestCellLeaderChangeMidPromote(t *testing.T) {
+	c := cellCluster(t)
+	cfg := c.createVolume()
+	l := c.authLeader()
+	target := Addr(0)
+	for _, r := range cfg.InSync {
+		if r != cfg.Primary {
+			target = r
+		}
+	}
+	req := &AuthRequest{Op: OpPromote, ReqID: 70, Vol: hVol, FromEpoch: cfg.Epoch, Node: target}
+	// Hold the leader's outgoing messages: the proposal is appended but may not commit.
+	for _, h := range c.nodes {
+		if h.addr != l {
+			c.cutLink(l, h.addr)
+		}
+	}
+	c.inject(hAdmin, l, req)
+	c.crash(l)
+	for _, h := range c.nodes {
+		c.healLink(l, h.addr)
+	}
+	c.runUntil(5*Second, "a new leader", func() bool { nl := c.authLeader(); return nl != 0 && nl != l })
+	c.inject(hAdmin, c.authLeader(), req) // the requester retries with the same id
+	c.run(100 * Millisecond)
+	r := c.adminReply(70)
+	if r == nil {
+		t.Fatal("no answer to the retried promote")
+	}
+	switch {
+	case r.Status == StatusOK && r.Config.Epoch == cfg.Epoch+1 && r.Config.Primary == target:
+	default:
+		t.Fatalf("retried promote: %v %v", r.Status, r.Config)
+	}
+	// Restart the old leader: it catches up and agrees.
+	c.start(c.node(l))
+	c.run(2 * Second)
+	got, _ := c.node(l).n.AuthorityConfig(hVol)
+	if want := c.authCfg(); got.String() != want.String() || got.Epoch < r.Config.Epoch {
+		t.Fatalf("restarted old leader holds %v, the leader %v", got, want)
+	}
+}
+
+// A restarted member keeps its log and vote: it rejoins from its own storage and sees
+// every change committed while it was down (through the log or a snapshot after compaction).
+func TestCellMemberRestartCatchesUp(t *testing.T) {
+	c := newCluster(t, 4, func(p *Params) { p.Authorities = []Addr{1, 2, 3}; p.CheckpointEvery = 4 })
+	cfg := c.createVolume()
+	var down Addr
+	for a := Addr(1); a <= 3; a++ {
+		if a != c.authLeader() {
+			down = a
+		}
+	}
+	c.crash(down)
+	for i := range 12 {
+		l := c.authLeader()
+		c.inject(hAdmin, l, &AuthRequest{Op: OpSetQoS, ReqID: uint64(80 + i), Vol: hVol, QoS: QoS{IOPS: int64(100 + i)}})
+		c.run(60 * Millisecond)
+	}
+	c.start(c.node(down))
+	c.run(3 * Second)
+	got, _ := c.node(down).n.AuthorityConfig(hVol)
+	if got.QoS.IOPS != 111 || got.Epoch < cfg.Epoch+12 {
+		t.Fatalf("restarted member holds %v %+v, want epoch >= %d and 111 IOPS", got, got.QoS, cfg.Epoch+12)
+	}
+	// The leader compacted its log at its checkpoints: the member caught up from a snapshot.
+	snaps := traceOf(c, func(tr traced, m *RaftMsg) bool { return tr.to == down && m.M.Type == raft.MsgSnap && !tr.dropped })
+	if len(snaps) == 0 {
+		t.Fatal("no snapshot reached the restarted member: the log was never compacted")
+	}
+}

@@ -1,0 +1,136 @@
+package sim
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/histories"
+)
+
+// The configuration store's history: every authority request a node, a client or the
+// operator sends is one operation, from its first send to the first real answer (a
+// NotLeader answer is not one: the request goes on elsewhere). Porcupine checks it with
+// the compare-and-set register model (histories.CheckConfigs), per volume.
+
+type configKey struct {
+	from  core.Addr
+	reqID uint64
+	vol   core.VolumeID
+}
+
+type configPending struct {
+	idx int // position in w.cfgOps
+	qos core.QoS
+	vol core.VolumeID
+}
+
+// recordAuthRequest notes a request's first send.
+func (w *world) recordAuthRequest(from core.Addr, r *core.AuthRequest) {
+	k := configKey{from, r.ReqID, r.Vol}
+	if _, ok := w.cfgPending[k]; ok {
+		return // a retransmission of the same request
+	}
+	op := histories.ConfigOp{Client: uint64(from), Volume: uint32(r.Vol), FromEpoch: uint64(r.FromEpoch), Call: w.q.now, Unknown: true}
+	switch r.Op {
+	case core.OpGetConfig:
+		op.Kind = histories.ConfigRead
+	case core.OpCreateVolume:
+		op.Kind = histories.ConfigCreate
+	case core.OpPromote, core.OpShrink, core.OpGrow:
+		op.Kind = histories.ConfigCAS
+	case core.OpSetQoS:
+		op.Kind = histories.ConfigCAS
+		if r.FromEpoch == 0 {
+			op.Kind = histories.ConfigSet
+		}
+	case core.OpRequestHost:
+		op.Kind = histories.ConfigGrant
+	default:
+		return
+	}
+	q, _ := r.QoS.Normalize()
+	w.cfgPending[k] = configPending{idx: len(w.cfgOps), qos: q, vol: r.Vol}
+	w.cfgOps = append(w.cfgOps, op)
+	w.cfgMeta = append(w.cfgMeta, w.cfgPending[k])
+}
+
+// recordAuthReply completes the request it answers.
+func (w *world) recordAuthReply(to core.Addr, r *core.AuthReply) {
+	if r.Status == core.StatusNotLeader {
+		return
+	}
+	p, ok := w.cfgPending[configKey{to, r.ReqID, r.Config.Volume}]
+	if !ok {
+		return
+	}
+	op := &w.cfgOps[p.idx]
+	if !op.Unknown {
+		return // a duplicate answer
+	}
+	op.Unknown, op.Return = false, w.q.now
+	switch r.Status {
+	case core.StatusOK:
+		op.Outcome = histories.OutcomeOK
+	case core.StatusConflict:
+		op.Outcome = histories.OutcomeConflict
+	case core.StatusNotFound:
+		op.Outcome = histories.OutcomeNotFound
+	default:
+		op.Outcome = histories.OutcomeInvalid
+	}
+	if r.Status == core.StatusOK || r.Status == core.StatusConflict {
+		op.Out = configState(r.Config)
+	}
+	w.tracef("config op from=%d req=%d kind=%d fromEpoch=%d call=%.6f -> %v %v", to, r.ReqID, op.Kind, op.FromEpoch,
+		float64(op.Call)/1e9, r.Status, r.Config)
+}
+
+func configState(c core.Config) histories.ConfigState {
+	return histories.ConfigState{Epoch: uint64(c.Epoch), Value: fmt.Sprintf("%v qos=%+v", c, c.QoS)}
+}
+
+// checkConfigs resolves what each unanswered change would have produced (the authority's
+// issued configurations say it) and runs the model.
+func (w *world) checkConfigs() []string {
+	h := &histories.ConfigHistory{}
+	for i, p := range w.cfgMeta {
+		op := &w.cfgOps[i]
+		if !op.Unknown {
+			continue
+		}
+		for _, ic := range w.issued[p.vol] {
+			c := ic.cfg
+			switch {
+			case op.Kind == histories.ConfigCreate && c.Epoch == 1,
+				op.Kind == histories.ConfigCAS && uint64(c.Epoch) == op.FromEpoch+1,
+				op.Kind == histories.ConfigSet && ic.at >= op.Call && c.QoS == p.qos && op.Resolved.Epoch == 0:
+				op.Resolved = configState(c)
+			}
+		}
+	}
+	for _, op := range w.cfgOps {
+		h.Add(op)
+	}
+	var html []string
+	for _, r := range histories.CheckConfigs(h, checkTimeout) {
+		switch {
+		case r.Err != nil:
+			w.violation("volume %d: malformed configuration history: %v", r.Volume, r.Err)
+		case !r.Ok:
+			w.violation("volume %d: the authority's configuration history is not linearizable", r.Volume)
+			if w.o.FailureDir != "" {
+				p := fmt.Sprintf("%s/seed-%d-volume-%d-configs.html", w.o.FailureDir, w.o.Seed, r.Volume)
+				if err := os.MkdirAll(w.o.FailureDir, 0o755); err != nil {
+					continue
+				}
+				if err := histories.WriteConfigHTML(r, p); err == nil {
+					html = append(html, p)
+				}
+			}
+		case r.TimedOut:
+			w.violation("volume %d: configuration history undecided after %v", r.Volume, checkTimeout)
+		}
+	}
+	return html
+}
