@@ -205,10 +205,12 @@ type keptConfigOp struct {
 //   - an unknown change to the same configuration as another one called no
 //     later: whichever took effect, the earlier one can take its place.
 //
-// Tightened: the remaining unknown change to epoch E, when it is the only op
-// that can produce E, took effect before every known op needing an epoch >=
-// E, so before the earliest of their returns, which becomes its return (a
-// known op returning before its call is left alone: it is a violation).
+// Tightened: a remaining unknown change to epoch E either took effect, and
+// then before every known op needing an epoch >= E, or did not, and then it
+// can be linearized anywhere after its call. Either way it can be linearized
+// before the earliest return T of the known ops needing E or more, which
+// becomes its return, unless T is before its call (then it cannot have been
+// what produced E, and it is left pending).
 func tightenConfigOps(all []ConfigOp, idx []int) []keptConfigOp {
 	var known, unknown []int
 	claimed := make(map[uint64]bool) // epochs produced by known OK changes
@@ -255,21 +257,15 @@ func tightenConfigOps(all []ConfigOp, idx []int) []keptConfigOp {
 			first[r] = i
 		}
 	}
-	producers := make(map[uint64]int) // epoch -> unknown changes kept that produce it
-	for r := range first {
-		producers[r.Epoch]++
-	}
 	kept := make([]keptConfigOp, 0, len(known)+len(first))
 	for _, i := range known {
 		kept = append(kept, keptConfigOp{index: i, ret: all[i].Return})
 	}
 	for r, i := range first {
 		ret := int64(math.MaxInt64)
-		if producers[r.Epoch] == 1 {
-			k := sort.Search(len(needs), func(k int) bool { return needs[k].need >= r.Epoch })
-			if k < len(needs) && minRet[k] >= all[i].Call {
-				ret = minRet[k]
-			}
+		// r.Epoch <= maxNeed: some known op needs r.Epoch or more.
+		if k := sort.Search(len(needs), func(k int) bool { return needs[k].need >= r.Epoch }); minRet[k] >= all[i].Call {
+			ret = minRet[k]
 		}
 		kept = append(kept, keptConfigOp{index: i, ret: ret})
 	}
@@ -309,7 +305,7 @@ func mayApply(op ConfigOp) bool {
 	case ConfigCreate:
 		return r.Epoch == 1
 	case ConfigCAS:
-		return r.Epoch == op.FromEpoch+1 || r.Epoch == op.FromEpoch
+		return op.FromEpoch >= 1 && r.Epoch == op.FromEpoch+1
 	case ConfigSet:
 		return r.Epoch >= 2
 	default:
