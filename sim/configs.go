@@ -134,3 +134,39 @@ func (w *world) checkConfigs() []string {
 	}
 	return html
 }
+
+// Authority liveness: once the cluster is healed (a majority of members up and
+// connected), the cell must elect a leader and complete a configuration change within
+// authLivenessBound. The operator re-applies volume 1's current QoS (a real change: it
+// issues a new epoch) and retries until it is answered.
+const (
+	authLivenessAt    = 1 * core.Second // after healing
+	authLivenessBound = 8 * core.Second
+	authLivenessReq   = 1 << 40
+)
+
+func (w *world) authLivenessProbe() {
+	start := w.q.now
+	var try func()
+	try = func() {
+		if w.authChangeDone != 0 || w.q.now-start > authLivenessBound {
+			return
+		}
+		q := core.QoS{}
+		if hist := w.issued[1]; len(hist) > 0 {
+			q = hist[len(hist)-1].cfg.QoS
+		}
+		w.authChangeSent = start
+		w.send(adminAddr, w.adminTo(), &core.AuthRequest{Op: core.OpSetQoS, ReqID: authLivenessReq, Vol: 1, QoS: q})
+		w.q.after(300*core.Millisecond, try)
+	}
+	try()
+}
+
+func (w *world) checkAuthLiveness() {
+	switch {
+	case w.authChangeSent == 0:
+	case w.authChangeDone == 0:
+		w.stuck("the authority cell completed no configuration change within %v of the cluster healing", authLivenessBound)
+	}
+}

@@ -48,6 +48,20 @@ var mutants = []mutant{
 		seeds: 300,
 	},
 	{
+		name:  "the authority cell counts a quorum as half the voters",
+		file:  "core/raft/raft.go",
+		from:  "q := n/2 + 1",
+		to:    "q := n / 2",
+		seeds: 100,
+	},
+	{
+		name:  "the authority leader serves configuration reads without a read index",
+		file:  "core/authority.go",
+		from:  "a.cell.read(func() {",
+		to:    "func(f func()) { f() }(func() {",
+		seeds: 500,
+	},
+	{
 		name:  "guaranteed admissions wait for the node bucket (a noisy neighbour starves a provisioned volume)",
 		file:  "core/qos/volume.go",
 		from:  "if v.baseline.level >= scale {",

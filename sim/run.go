@@ -73,6 +73,7 @@ func Run(o Options) Result {
 		w.phase = 1
 		w.tracef("liveness phase: faults off, cluster healed")
 		w.healAll()
+		w.q.after(authLivenessAt, w.authLivenessProbe)
 	})
 	stopAt := w.healAt + livenessBound
 	w.q.at(stopAt, func() { w.phase = 2; w.tracef("drain: clients stop issuing") })
@@ -98,6 +99,7 @@ func Run(o Options) Result {
 		w.stuck("final reads did not finish within %v of simulated time", time.Duration(finalReadLimit))
 	}
 	w.checkLiveness()
+	w.checkAuthLiveness()
 	if finalDone {
 		w.checkConvergence()
 	}
@@ -214,6 +216,10 @@ func (w *world) adminReply(m core.Message) {
 		return
 	}
 	w.adminMiss = 0
+	if r.ReqID == authLivenessReq && r.Status == core.StatusOK && w.authChangeDone == 0 {
+		w.authChangeDone = w.q.now
+		w.tracef("authority liveness: a configuration change completed %v after it was asked", time.Duration(w.q.now-w.authChangeSent))
+	}
 	if r.Status == core.StatusNotLeader {
 		if r.Leader != 0 {
 			w.adminLeader = r.Leader

@@ -63,6 +63,8 @@ type world struct {
 	leaderChanges int
 	adminLeader   core.Addr
 	adminMiss     int
+	// authority liveness: when the post-healing change was first asked and answered
+	authChangeSent, authChangeDone int64
 
 	cfgPending map[configKey]configPending
 	cfgOps     []histories.ConfigOp
