@@ -158,6 +158,9 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		a.n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: st, Config: c})
 	}
 	switch r.Op {
+	case OpJoinCell:
+		a.cell.join(from, r)
+		return
 	case OpGetConfig:
 		vol := r.Vol
 		a.cell.read(func() {

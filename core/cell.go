@@ -15,6 +15,8 @@ import (
 // One Ready is in flight at a time. Member IDs are node addresses.
 type cell struct {
 	a          *authority
+	id         uint64 // this member's Raft identity (memberID)
+	lastJoin   int64
 	r          *raft.Raft
 	disk       cellDisk // what has been handed to storage, for checkpoints
 	persisting bool
@@ -43,6 +45,7 @@ const maxPendingReads = 4096
 
 // cellDisk mirrors the Raft state this node has issued to its journal.
 type cellDisk struct {
+	inc     uint32 // this member's incarnation (0: one of the members that bootstrapped)
 	hard    raft.HardState
 	snap    *raft.Snapshot
 	entries []raft.Entry
@@ -74,24 +77,44 @@ const (
 	heartbeatTicks = 1
 )
 
-func (n *Node) raftConfig() raft.Config {
-	peers := make([]uint64, len(n.p.Authorities))
-	for i, a := range n.p.Authorities {
-		peers[i] = uint64(a)
+// memberID is a cell member's Raft identity: its address and an incarnation. The
+// members that bootstrap the cell are incarnation 0; a member whose disk was lost rejoins
+// under a new incarnation, so nothing it voted for or acknowledged before is ever counted
+// again (the cell removes the old identity and adds the new one, one change at a time).
+func memberID(a Addr, inc uint32) uint64 { return uint64(a)<<32 | uint64(inc) }
+
+func memberAddr(id uint64) Addr { return Addr(id >> 32) }
+
+func (n *Node) raftConfig(inc uint32, bootstrap bool) raft.Config {
+	var peers []uint64
+	if bootstrap {
+		for _, a := range n.p.Authorities {
+			peers = append(peers, memberID(a, 0))
+		}
+		slices.Sort(peers)
 	}
-	slices.Sort(peers)
-	return raft.Config{ID: uint64(n.p.Self), Peers: peers, ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
+	return raft.Config{ID: memberID(n.p.Self, inc), Peers: peers, ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 		MaxMsgEntries: 64, MaxInflight: 16, Rand: n.raftRand}
 }
 
 // startCell builds the Raft member from what the journal held and applies the table
-// of its snapshot; committed entries after it are applied through the first Ready.
+// of its snapshot; committed entries after it are applied through the first Ready. A
+// member with nothing on disk bootstraps the cell, unless Params.Wiped says its disk was
+// lost: then it takes a new incarnation, journals it, and asks the cell to replace its old
+// identity (join).
 func (a *authority) startCell(d cellDisk) error {
-	r, err := raft.New(a.n.raftConfig(), d.state())
+	n := a.n
+	empty := d.inc == 0 && d.snap == nil && len(d.entries) == 0 && d.hard == (raft.HardState{})
+	joining := empty && n.p.Wiped
+	if joining {
+		d.inc = uint32(n.raftRand.Uint64()) | 1
+		n.append(encodeRecCellID(d.inc), nil)
+	}
+	r, err := raft.New(n.raftConfig(d.inc, empty && !n.p.Wiped), d.state())
 	if err != nil {
 		return fmt.Errorf("core: authority cell: %w", err)
 	}
-	a.cell = &cell{a: a, r: r, disk: d, replies: map[uint64]pendingReply{}, lastTick: a.n.now}
+	a.cell = &cell{a: a, r: r, disk: d, replies: map[uint64]pendingReply{}, lastTick: n.now, id: memberID(n.p.Self, d.inc)}
 	if d.snap != nil {
 		if err := a.decodeTable(d.snap.Data); err != nil {
 			return err
@@ -106,7 +129,55 @@ func (a *authority) startCell(d cellDisk) error {
 
 func (c *cell) leading() bool { return c.r.Status().Role == raft.Leader }
 
-func (c *cell) leaderHint() Addr { return Addr(c.r.Status().Lead) }
+func (c *cell) leaderHint() Addr { return memberAddr(c.r.Status().Lead) }
+
+// voter reports whether this member is in the cell's voter set as it knows it.
+func (c *cell) voter() bool { return slices.Contains(c.r.Status().Voters, c.id) }
+
+// joinInterval: how often a member outside the voter set asks to be (re)admitted.
+const joinInterval = Second
+
+// maybeJoin: a member that is not a voter (a new incarnation after a lost disk) asks the
+// leader to replace its old identity with the new one until it is a voter.
+func (c *cell) maybeJoin() {
+	n := c.a.n
+	if c.voter() || n.now-c.lastJoin < joinInterval {
+		return
+	}
+	c.lastJoin = n.now
+	n.authReqID++
+	n.send(n.authGuess.to(), &AuthRequest{Op: OpJoinCell, ReqID: n.authReqID, Node: n.p.Self, Member: c.id})
+}
+
+// join, on the leader: one step of replacing the requester's old identity with its new
+// one (remove the old voter, then add the new); the requester asks again until the
+// second step is applied. One configuration change at a time.
+func (c *cell) join(from Addr, r *AuthRequest) {
+	n := c.a.n
+	reply := func(st Status) {
+		n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: st, Config: Config{Volume: r.Vol}})
+	}
+	if memberAddr(r.Member) != r.Node || r.Node != from || !slices.Contains(n.p.Authorities, r.Node) {
+		reply(StatusInvalid)
+		return
+	}
+	voters := c.r.Status().Voters
+	if slices.Contains(voters, r.Member) {
+		reply(StatusOK)
+		return
+	}
+	var cc raft.ConfChange
+	cc.Type, cc.ID = raft.AddVoter, r.Member
+	for _, v := range voters {
+		if memberAddr(v) == r.Node {
+			cc.Type, cc.ID = raft.RemoveVoter, v // the lost incarnation first
+		}
+	}
+	if _, err := c.r.ProposeConfChange(cc); err == nil {
+		c.process()
+	}
+	reply(StatusUnavailable) // not yet: ask again
+}
 
 // tick advances Raft's logical clock by the ticks elapsed on the node's clock.
 func (c *cell) tick() {
@@ -118,12 +189,13 @@ func (c *cell) tick() {
 	if n.now-c.lastTick >= n.p.RaftTick { // a long pause: do not replay every tick
 		c.lastTick = n.now
 	}
+	c.maybeJoin()
 	c.process()
 }
 
 func (c *cell) step(m *RaftMsg) {
-	if m.M.To != uint64(c.a.n.p.Self) {
-		return
+	if m.M.To != c.id {
+		return // for an identity this node no longer has (its disk was lost)
 	}
 	if err := c.r.Step(m.M); err != nil && errors.Is(err, raft.ErrInvariant) {
 		c.a.n.fatal(fmt.Errorf("core: authority cell: %w", err))
@@ -210,7 +282,7 @@ func (c *cell) process() {
 func (c *cell) finish(rd raft.Ready) {
 	n := c.a.n
 	for _, m := range rd.Messages {
-		n.send(Addr(m.To), &RaftMsg{M: m})
+		n.send(memberAddr(m.To), &RaftMsg{M: m})
 	}
 	if err := c.r.Advance(rd); err != nil {
 		n.fatal(fmt.Errorf("core: authority cell: %w", err))

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/cairnstore/cairn/core/raft"
@@ -175,5 +176,52 @@ func TestCellMemberRestartCatchesUp(t *testing.T) {
 	snaps := traceOf(c, func(tr traced, m *RaftMsg) bool { return tr.to == down && m.M.Type == raft.MsgSnap && !tr.dropped })
 	if len(snaps) == 0 {
 		t.Fatal("no snapshot reached the restarted member: the log was never compacted")
+	}
+}
+
+// A member whose disk is lost restarts empty: it must not vote or count as the old member
+// (it may have acknowledged entries and voted before). It takes a new identity and the
+// leader replaces the old one, one change at a time: remove the old, then add the new. It
+// catches up and holds the same table; the cell keeps three voters and goes on changing
+// configurations throughout.
+func TestCellMemberRestartWithWipedDisk(t *testing.T) {
+	c := cellCluster(t)
+	cfg := c.createVolume()
+	var w Addr
+	for a := Addr(1); a <= 3; a++ {
+		if a != c.authLeader() {
+			w = a
+		}
+	}
+	oldID := memberID(w, 0)
+	c.crash(w)
+	h := c.node(w)
+	h.st = newMemStore() // the disk is gone
+	h.p.Wiped = true
+	c.start(h)
+	cl := h.n.auth.cell
+	if cl.id == oldID || cl.voter() {
+		t.Fatalf("the wiped member came back as %x, voter=%v; want a new identity outside the voter set", cl.id, cl.voter())
+	}
+	c.runUntil(10*Second, "the wiped member rejoining as a voter", func() bool {
+		l := c.authLeader()
+		return l != 0 && slices.Contains(c.node(l).n.auth.cell.r.Status().Voters, cl.id) && cl.voter()
+	})
+	voters := c.node(c.authLeader()).n.auth.cell.r.Status().Voters
+	if len(voters) != 3 || slices.Contains(voters, oldID) {
+		t.Fatalf("voters after the rejoin: %x (old identity %x)", voters, oldID)
+	}
+	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpSetQoS, ReqID: 90, Vol: hVol, QoS: QoS{IOPS: 300}})
+	c.run(500 * Millisecond)
+	got, _ := h.n.AuthorityConfig(hVol)
+	if want := c.authCfg(); got.String() != want.String() || got.QoS.IOPS != 300 || got.Epoch <= cfg.Epoch {
+		t.Fatalf("the rejoined member holds %v %+v, the leader %v", got, got.QoS, want)
+	}
+	// Restarted again (normally, from its new disk) it keeps the new identity.
+	c.crash(w)
+	h.p.Wiped = false
+	c.start(h)
+	if h.n.auth.cell.id != cl.id {
+		t.Fatalf("after a normal restart the identity changed from %x to %x", cl.id, h.n.auth.cell.id)
 	}
 }

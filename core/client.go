@@ -193,11 +193,12 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 	c.now = max(c.now, now)
 	switch m := m.(type) {
 	case *AuthReply:
-		c.guess.heard(from, m.Leader)
 		if m.Status == StatusNotLeader {
+			c.guess.redirected(m.Leader)
 			delete(c.asking, m.Config.Volume) // ask the member named, at the next attempt
 			return
 		}
+		c.guess.heard(from)
 		if m.Status == StatusOK && m.Config.Volume != 0 {
 			c.learn(m.Config)
 			c.resendWaiting(m.Config.Volume)

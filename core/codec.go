@@ -454,6 +454,7 @@ func (m *AuthRequest) encode(e *encoder) {
 	e.u64(m.Blocks)
 	e.u64(uint64(m.RF))
 	e.qos(&m.QoS)
+	e.u64(m.Member)
 }
 
 func (m *AuthRequest) decode(d *decoder) {
@@ -465,6 +466,7 @@ func (m *AuthRequest) decode(d *decoder) {
 	m.Blocks = d.u64()
 	m.RF = d.u8()
 	d.qos(&m.QoS)
+	m.Member = d.u64()
 }
 
 func (m *ClientFlush) encode(e *encoder) {

@@ -255,7 +255,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 		return codecDrawSync(t, "sync")
 	case KindAuthRequest:
 		return &AuthRequest{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Vol: VolumeID(u32("vol")), FromEpoch: Epoch(u64("fromepoch")),
-			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos")}
+			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos"), Member: u64("member")}
 	case KindAuthReply:
 		return &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config"),
 			Leader: Addr(u32("leader"))}

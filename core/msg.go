@@ -136,7 +136,8 @@ const (
 	OpShrink
 	OpGrow
 	OpRequestHost
-	OpSetQoS // change a volume's QoS (FromEpoch 0: whatever the epoch)
+	OpSetQoS    // change a volume's QoS (FromEpoch 0: whatever the epoch)
+	OpJoinCell  // a cell member under a new identity (Member) asks to replace its old one
 )
 
 // AuthRequest asks the authority for a configuration change or read.
@@ -149,6 +150,7 @@ type AuthRequest struct {
 	Blocks    uint64 // create
 	RF        uint8  // create
 	QoS       QoS    // create, set-qos
+	Member    uint64 // join-cell: the member's new Raft identity
 }
 
 // AuthReply answers an AuthRequest.

@@ -197,6 +197,11 @@ func (n *Node) replay(r *record) error {
 			return fmt.Errorf("authority cell record on a node that is not a member")
 		}
 		n.cellDisk.add(r.hard, r.rsnap, r.rents)
+	case recCellID:
+		if n.auth == nil {
+			return fmt.Errorf("authority cell identity on a node that is not a member")
+		}
+		n.cellDisk.inc = r.inc
 	case recSnapshot:
 		return fmt.Errorf("snapshot record inside the journal")
 	}
@@ -272,16 +277,17 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 	case *Probe:
 		n.send(from, &ProbeAck{Vol: m.Vol, Nonce: m.Nonce})
 	case *HealthResult:
-		n.authGuess.heard(from, from)
+		n.authGuess.heard(from)
 		n.onHealthResult(m)
 	case *ConfigPush:
 		n.learnConfig(m.Config)
 		n.send(from, &ConfigPushAck{Vol: m.Config.Volume, Epoch: m.Config.Epoch})
 	case *AuthReply:
-		n.authGuess.heard(from, m.Leader)
 		if m.Status == StatusNotLeader {
+			n.authGuess.redirected(m.Leader)
 			return // the request is resent (retransmission) to the member named
 		}
+		n.authGuess.heard(from)
 		n.onAuthReply(m)
 	case *RepairRequest:
 		n.onRepairRequest(from, m)

@@ -42,6 +42,10 @@ type Params struct {
 	QueueBytes        int64 // and write payload bytes it holds (a bound on memory; one request always fits)
 	RaftTick          int64 // the authority cell's Raft tick: heartbeats every tick, elections after 10–20
 
+	// Wiped: this node's disk was lost (or it is a new machine for an old address). An
+	// authority member then joins the cell under a new identity instead of bootstrapping it.
+	Wiped bool
+
 	// Global is the node-wide adaptive admission bucket (spec section 6).
 	Global qos.GlobalConfig
 }

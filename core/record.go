@@ -15,6 +15,7 @@ const (
 	recEntry                       // a write joined a replica's log
 	recSync                        // a replica was brought to its primary's state
 	recRaft                        // the authority cell's Raft state: hard state, snapshot, entries
+	recCellID                      // this node's incarnation in the authority cell (after a lost disk)
 	recSnapshot                    // checkpoint: the node's whole durable state
 	recPromote                     // a replica is about to ask to be promoted from an epoch
 	recGrow                        // a primary is about to ask to grow a member back in at an epoch
@@ -68,6 +69,12 @@ func encodeRecGrow(vol VolumeID, at Epoch, member Addr) []byte {
 	e.u64(uint64(vol))
 	e.u64(uint64(at))
 	e.u64(uint64(member))
+	return e.b
+}
+
+func encodeRecCellID(inc uint32) []byte {
+	e := encoder{b: []byte{byte(recCellID)}}
+	e.u64(uint64(inc))
 	return e.b
 }
 
@@ -153,6 +160,7 @@ func encodeSnapshot(s *snapshot) []byte {
 	}
 	e.bool(s.cell != nil)
 	if s.cell != nil {
+		e.u64(uint64(s.cell.inc))
 		h := s.cell.hard
 		e.raftState(&h, s.cell.snap, s.cell.entries)
 	}
@@ -174,6 +182,7 @@ type record struct {
 	hard  *raft.HardState
 	rsnap *raft.Snapshot
 	rents []raft.Entry
+	inc   uint32 // recCellID
 }
 
 func decodeRecord(b []byte) (*record, error) {
@@ -197,6 +206,8 @@ func decodeRecord(b []byte) (*record, error) {
 		r.vol = r.sync.Vol
 	case recRaft:
 		r.hard, r.rsnap, r.rents = d.raftState()
+	case recCellID:
+		r.inc = d.u32()
 	case recPromote:
 		r.vol = VolumeID(d.u32())
 		r.epoch = Epoch(d.u64())
@@ -252,8 +263,9 @@ func decodeSnapshot(d *decoder) *snapshot {
 		}
 	}
 	if d.bool() {
+		inc := d.u32()
 		hard, snap, ents := d.raftState()
-		s.cell = &cellDisk{snap: snap, entries: ents}
+		s.cell = &cellDisk{inc: inc, snap: snap, entries: ents}
 		if hard != nil {
 			s.cell.hard = *hard
 		}

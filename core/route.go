@@ -37,12 +37,19 @@ func (g *leaderGuess) to() Addr {
 	return g.leader
 }
 
-// heard records an answer from a member; hint (if a member) is who it says leads.
-func (g *leaderGuess) heard(from, hint Addr) {
+// heard records an answer from a member that leads.
+func (g *leaderGuess) heard(from Addr) {
 	if _, ok := slices.BinarySearch(g.members, from); ok {
-		g.misses = 0
+		g.leader, g.misses = from, 0
 	}
+}
+
+// redirected records a NotLeader answer: try the member it names, or, if it knows no
+// leader, the next member at once.
+func (g *leaderGuess) redirected(hint Addr) {
 	if _, ok := slices.BinarySearch(g.members, hint); ok {
-		g.leader = hint
+		g.leader, g.misses = hint, 0
+		return
 	}
+	g.misses = maxMisses
 }

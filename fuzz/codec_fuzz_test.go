@@ -62,6 +62,7 @@ func seedMessages() []core.Message {
 		&core.RepairRequest{Vol: 7, Block: 12, LSN: 99},
 		&core.RepairReply{Vol: 7, Block: 12, LSN: 99, OK: true, Data: make([]byte, core.BlockSize)},
 		&core.ClientFlush{Vol: 7, Epoch: 4, Client: 1001, Req: 45},
+		&core.AuthRequest{Op: core.OpJoinCell, ReqID: 9, Node: 2, Member: 2<<32 | 77},
 		&core.RaftMsg{M: raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 7,
 			Entries: []raft.Entry{{Index: 8, Term: 3, Data: []byte("cmd")}}}},
 		&core.AuthRequest{Op: core.OpSetQoS, ReqID: 7, Vol: 7, QoS: core.QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000, MBps: 125}},
@@ -257,7 +258,7 @@ var builders = []func(f *fields) core.Message{
 	func(f *fields) core.Message {
 		return &core.AuthRequest{Op: core.AuthOp(f.flags), ReqID: f.a, Vol: core.VolumeID(uint32(f.b)),
 			FromEpoch: core.Epoch(f.c), Node: core.Addr(uint32(f.b >> 32)), Blocks: f.d, RF: uint8(f.x),
-			QoS: core.QoS{IOPS: int64(f.x % (1 << 40)), MBps: int64(f.d % (1 << 20))}}
+			QoS: core.QoS{IOPS: int64(f.x % (1 << 40)), MBps: int64(f.d % (1 << 20))}, Member: f.a ^ f.c}
 	},
 	func(f *fields) core.Message {
 		return &core.AuthReply{Op: core.AuthOp(f.flags), ReqID: uint64(f.x), Status: core.Status(f.d >> 8), Config: f.config(),

@@ -73,6 +73,7 @@ type shape struct {
 	// disk faults (storage.MemFS), during the safety phase
 	diskFaults  storage.MemFaults
 	bitrotEvery int64 // persistent corruption of a block file
+	wipeAt      int64 // when an authority member's disk is lost (0: never)
 	fullEvery   int64 // a disk-full episode
 
 	// faults (mean time between, 0 = never)
@@ -207,6 +208,9 @@ func drawShape(r *core.Rand, o *Options) *shape {
 	}
 	if o.Scenario == ScenarioMixed {
 		drawQoS(r, s) // after the attachments: the limits fit the clients (fitQoS)
+		if r.Intn(3) == 0 {
+			s.wipeAt = between(r, 2000, 15000) * ms
+		}
 	}
 	for len(s.qos) < len(s.rf) {
 		s.qos = append(s.qos, core.QoS{})

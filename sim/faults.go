@@ -48,6 +48,13 @@ func (w *world) scheduleFaults() {
 		f.CapacityBytes = 0
 		sn.disk.fs.SetFaults(f)
 	})
+	if w.s.wipeAt > 0 {
+		w.q.at(w.s.wipeAt, func() {
+			if w.phase == 0 {
+				w.wipeMember()
+			}
+		})
+	}
 	w.every(w.s.partitionEvery, func() int64 {
 		w.partitions++
 		return w.partition()
@@ -216,4 +223,35 @@ func (w *world) repairable(a core.Addr) bool {
 		}
 	}
 	return true
+}
+
+// wipeMember loses an authority member's disk: the node crashes, comes back with an
+// empty disk and Params.Wiped, and must rejoin the cell under a new identity. Only a
+// member that hosts no replica is wiped: rebuilding a replica from nothing is the
+// replacement path (RequestHost), not this fault's subject.
+func (w *world) wipeMember() {
+	var cands []*simNode
+	for _, a := range w.authorities() {
+		sn := w.node(a)
+		hosts := false
+		for v := range w.s.volumes {
+			if h := w.issued[core.VolumeID(v+1)]; len(h) > 0 && h[len(h)-1].cfg.IsReplica(a) {
+				hosts = true
+			}
+		}
+		if sn.up && !hosts {
+			cands = append(cands, sn)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	sn := cands[w.fltR.Intn(len(cands))]
+	w.wipes++
+	w.crash(sn)
+	sn.disk = newDisk(w.seedR.Uint64())
+	sn.disk.fs.SetFaults(w.s.diskFaults)
+	sn.params.Wiped = true
+	w.tracef("node %d: disk wiped", sn.addr)
+	w.q.after(between(w.fltR, 200, 2000)*core.Millisecond, func() { w.restart(sn) })
 }

@@ -33,6 +33,7 @@ type Result struct {
 	Messages             uint64   `json:"messages"`
 	QoSChanges           int      `json:"qos_changes"`
 	AuthorityMembers     int      `json:"authority_members"`
+	WipedMembers         int      `json:"wiped_members"`
 	ConfigOps            int      `json:"config_ops"` // authority requests checked by the configuration model
 	AuthorityLeaderChgs  int      `json:"authority_leader_changes"`
 	Shape                string   `json:"shape"`
@@ -120,6 +121,7 @@ func Run(o Options) Result {
 	res.Crashes, res.Pauses, res.Partitions = w.crashes, w.pauses, w.partitions
 	res.BitRots, res.DiskFulls, res.QoSChanges = w.bitrots, w.diskFulls, w.qosChanges
 	res.AuthorityMembers, res.AuthorityLeaderChgs = len(w.authorities()), w.leaderChanges
+	res.WipedMembers = w.wipes
 	res.Messages = w.msgsSent
 	res.SimSeconds = float64(w.q.now) / 1e9
 	res.Replay = fmt.Sprintf("cairn sim --seed %d", o.Seed)

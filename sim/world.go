@@ -58,6 +58,7 @@ type world struct {
 	bitrots      int
 	diskFulls    int
 	qosChanges   int
+	wipes        int
 
 	leaderTerm    uint64
 	leaderChanges int

@@ -85,6 +85,7 @@ func (r *Raft) ProposeConfChange(cc ConfChange) (uint64, error) {
 	}
 	idx := r.appendEntry(Entry{Type: EntryConfChange, Data: cc.Encode()})
 	r.pendingConfIndex = idx
+	r.removingSelf = cc.Type == RemoveVoter && cc.ID == r.id
 	r.replicate()
 	return idx, nil
 }
@@ -101,7 +102,10 @@ func (r *Raft) applyConfChange(e Entry) {
 		return
 	}
 	if !slices.Contains(r.voters, r.id) {
-		r.becomeFollower(r.term, 0) // removed: step down
+		// Removed: tell the others the commit index (they may not know the
+		// change is committed, and need it to stop counting us), then step down.
+		r.bcastHeartbeat(0)
+		r.becomeFollower(r.term, 0)
 		return
 	}
 	r.syncProgress()
@@ -131,6 +135,20 @@ func (r *Raft) syncProgress() {
 	for i := range r.prs {
 		r.maybeSendAppend(&r.prs[i], true)
 	}
+}
+
+// logRemovesSelf reports whether an unapplied entry removes this member.
+func (r *Raft) logRemovesSelf() bool {
+	removing := false
+	for _, e := range r.log.slice(r.applied+1, r.log.lastIndex()+1) {
+		if e.Type != EntryConfChange {
+			continue
+		}
+		if cc, err := DecodeConfChange(e.Data); err == nil && cc.ID == r.id {
+			removing = cc.Type == RemoveVoter // the last such change counts
+		}
+	}
+	return removing
 }
 
 // votersAt returns the voters in force at index (snapshot index <= index <=

@@ -13,14 +13,16 @@
 //
 //	for r.HasReady() {
 //		rd := r.Ready()
-//		// 1. persist, in this order (ideally as one atomic batch):
+//		// 1. Persist, ideally as one atomic batch; otherwise in this order
+//		//    (New copes with a crash between any two parts):
 //		//    rd.Compacted: the local snapshot becomes rd.Compacted; drop persisted entries <= its Index.
 //		//    rd.Snapshot:  the local snapshot becomes rd.Snapshot; drop every persisted entry.
 //		//    rd.Entries:   drop persisted entries >= rd.Entries[0].Index, then append rd.Entries.
 //		//    rd.Hard:      overwrite the HardState.
-//		// 2. only then send rd.Messages (never before step 1 is durable).
-//		// 3. apply rd.Snapshot.Data (if any), then rd.Committed in order; serve rd.ReadStates
-//		//    once the application has applied ReadState.Index.
+//		// 2. Only then send rd.Messages (never before step 1 is durable). They may
+//		//    be lost, duplicated or reordered; Raft copes.
+//		// 3. Apply rd.Snapshot.Data (if any), then rd.Committed in order; serve
+//		//    rd.ReadStates once the application has applied ReadState.Index.
 //		// 4. r.Advance(rd)
 //	}
 //
@@ -29,22 +31,35 @@
 // next Ready. Ready called again before Advance returns the same Ready.
 //
 // Committed only ever holds entries that this member has already persisted, so
-// the order of steps 1 and 3 within a Ready does not matter for them.
+// the order of steps 1 and 3 within a Ready does not matter for them. Committed
+// holds every entry type: EntryNormal (the application's commands), EntryNoop
+// (skip) and EntryConfChange (Raft applies it itself on Advance; the application
+// may look at it). A proposal returned index i while the leader's term was t
+// (Status().Term); it committed if Committed holds index i with term t, and it
+// was lost if index i shows up with another term.
 //
 // After a restart the driver rebuilds the application from the persisted
 // snapshot (State.Snap.Data, or empty) and New hands every committed entry after
 // it out again through Committed.
 //
+// Compact(i, data) takes the application's state at an index it has applied
+// and Advanced past; the snapshot returns in Ready.Compacted for the driver to
+// persist (not to apply).
+//
 // # Membership
 //
-// A bootstrap member is created with Config.Peers and an empty State: it writes
-// one AddVoter entry per peer (term 1, committed) through its first Ready, so a
-// member added later learns the initial configuration from the log like any
-// other change. A member joining an existing cell starts with an empty State and
-// no Peers; it is no voter, never campaigns and only follows a leader until it
-// applies the change that adds it. Configuration changes take effect when the
-// driver Advances past the Ready whose Committed (or Snapshot) holds them, one at
-// a time.
+// A bootstrap member is created with Config.Peers (the same set on every
+// bootstrap member) and an empty State: it writes one AddVoter entry per peer
+// (term 1, committed) through its first Ready, so a member added later learns
+// the initial configuration from the log like any other change. A member
+// joining an existing cell starts with an empty State and no Peers; it is no
+// voter, never campaigns and only follows a leader until it applies the change
+// that adds it. Configuration changes take effect on a member when the driver
+// Advances past the Ready whose Committed (or Snapshot) holds them, one change
+// at a time: a leader proposes the next only after applying the previous one
+// (and after its term's no-op), and a member with a committed change still to
+// apply does not campaign. A leader whose log holds its own removal takes no
+// more proposals and steps down once it applies the removal.
 //
 // # Errors
 //

@@ -82,6 +82,20 @@ func (l *raftLog) findConflictByTerm(index, term uint64) (uint64, uint64) {
 	return l.snap.Index, l.snap.Term
 }
 
+// earlierConfIndex returns the index of the second-to-last configuration
+// change in the log (0 if there are fewer than two after the snapshot).
+func (l *raftLog) earlierConfIndex() uint64 {
+	seen := 0
+	for i := len(l.ents) - 1; i >= 0; i-- {
+		if l.ents[i].Type == EntryConfChange {
+			if seen++; seen == 2 {
+				return l.ents[i].Index
+			}
+		}
+	}
+	return 0
+}
+
 // truncateAndAppend writes ents (contiguous, ents[0].Index in
 // [firstIndex, lastIndex+1]) over the log from ents[0].Index on.
 func (l *raftLog) truncateAndAppend(ents []Entry) {
