@@ -136,8 +136,8 @@ const (
 	OpShrink
 	OpGrow
 	OpRequestHost
-	OpSetQoS    // change a volume's QoS (FromEpoch 0: whatever the epoch)
-	OpJoinCell  // a cell member under a new identity (Member) asks to replace its old one
+	OpSetQoS   // change a volume's QoS (FromEpoch 0: whatever the epoch)
+	OpJoinCell // a cell member under a new identity (Member) asks to replace its old one
 )
 
 // AuthRequest asks the authority for a configuration change or read.
