@@ -151,7 +151,10 @@ func (c *cell) maybeJoin() {
 
 // join, on the leader: one step of replacing the requester's old identity with its new
 // one (remove the old voter, then add the new); the requester asks again until the
-// second step is applied. One configuration change at a time.
+// second step is applied. One configuration change at a time. The same path replaces a
+// member that is gone for good: the operator lists the new member's address instead of
+// the old one in every node's Authorities and starts the new member with Wiped; voters
+// whose address is no longer listed are removed before the newcomer is added.
 func (c *cell) join(from Addr, r *AuthRequest) {
 	n := c.a.n
 	reply := func(st Status) {
@@ -169,8 +172,8 @@ func (c *cell) join(from Addr, r *AuthRequest) {
 	var cc raft.ConfChange
 	cc.Type, cc.ID = raft.AddVoter, r.Member
 	for _, v := range voters {
-		if memberAddr(v) == r.Node {
-			cc.Type, cc.ID = raft.RemoveVoter, v // the lost incarnation first
+		if memberAddr(v) == r.Node || !slices.Contains(n.p.Authorities, memberAddr(v)) {
+			cc.Type, cc.ID = raft.RemoveVoter, v // the lost incarnation (or member) first
 		}
 	}
 	if _, err := c.r.ProposeConfChange(cc); err == nil {

@@ -225,3 +225,47 @@ func TestCellMemberRestartWithWipedDisk(t *testing.T) {
 		t.Fatalf("after a normal restart the identity changed from %x to %x", cl.id, h.n.auth.cell.id)
 	}
 }
+
+// A member gone for good is replaced by a new node at another address: the operator lists
+// the new address instead of the old one and starts the newcomer as Wiped. The leader
+// removes the old voter, then adds the newcomer; the cell keeps working throughout.
+func TestCellReplaceGoneMember(t *testing.T) {
+	c := newCluster(t, 5, func(p *Params) { p.Authorities = []Addr{1, 2, 3} })
+	c.createVolume()
+	gone := Addr(1)
+	if gone == c.authLeader() {
+		gone = 2
+	}
+	c.crash(gone) // never comes back
+	members := []Addr{4}
+	for a := Addr(1); a <= 3; a++ {
+		if a != gone {
+			members = append(members, a)
+		}
+	}
+	slices.Sort(members)
+	for _, h := range c.nodes { // the operator's new list, node by node (a rolling restart)
+		if h.addr == gone {
+			continue
+		}
+		c.crash(h.addr)
+		h.p.Authorities = members
+		h.p.Wiped = h.addr == 4
+		c.start(h)
+		c.run(300 * Millisecond)
+	}
+	c.cl = NewClient(DefaultClientParams(hClient, 8, members))
+	c.runUntil(15*Second, "the newcomer a voter in place of the gone member", func() bool {
+		l := c.authLeader()
+		if l == 0 {
+			return false
+		}
+		v := c.node(l).n.auth.cell.r.Status().Voters
+		return len(v) == 3 && slices.Contains(v, c.node(4).n.auth.cell.id) && !slices.Contains(v, memberID(gone, 0))
+	})
+	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpSetQoS, ReqID: 95, Vol: hVol, QoS: QoS{IOPS: 500}})
+	c.run(500 * Millisecond)
+	if got, _ := c.node(4).n.AuthorityConfig(hVol); got.QoS.IOPS != 500 {
+		t.Fatalf("the newcomer holds %v %+v", got, got.QoS)
+	}
+}
