@@ -50,6 +50,7 @@ type Node struct {
 	authGuess       leaderGuess // where authority requests go
 	cellDisk        cellDisk    // the cell's Raft state while the journal is replayed
 	raftRand        *Rand
+	tickCount       uint64
 }
 
 type opWait struct {
@@ -308,10 +309,18 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 func (n *Node) Tick(now int64) {
 	n.now = max(n.now, now)
 	n.global.Tick(n.now, len(n.inflight))
+	// Waiting requests compete for the node's tokens: start with a different volume each
+	// tick so none is always first.
+	n.tickCount++
+	for i := range n.volIDs {
+		v := n.vols[n.volIDs[(i+int(n.tickCount%uint64(len(n.volIDs))))%len(n.volIDs)]]
+		if v.prim != nil {
+			n.drainQueue(v)
+		}
+	}
 	for _, id := range n.volIDs {
 		v := n.vols[id]
 		if v.prim != nil {
-			n.drainQueue(v)
 			n.primaryTick(v)
 		} else {
 			n.secondaryTick(v)
