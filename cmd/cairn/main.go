@@ -12,9 +12,10 @@ const usage = `cairn — replicated block storage you can replay from one seed.
 
 Usage:
   cairn sim [flags]     run the deterministic simulator (one seed or a campaign)
+  cairn node [flags]    run a storage node (and authority member)
   cairn help            show this help
 
-Run 'cairn sim --help' for the simulator's flags.
+Run 'cairn sim --help' or 'cairn node --help' for their flags.
 `
 
 func main() {
@@ -29,6 +30,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "sim":
 		return simMain(args[1:], stdout, stderr)
+	case "node":
+		return nodeMain(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

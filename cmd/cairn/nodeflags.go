@@ -1,0 +1,202 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cairnstore/cairn/core"
+)
+
+// nodeConfig is what `cairn node` needs, from flags or CAIRN_* environment variables.
+type nodeConfig struct {
+	id          core.Addr
+	zone        uint32
+	listen      string
+	dataDir     string
+	peers       []peer // every storage node, this one included
+	authorities []core.Addr
+	wiped       bool
+	logLevel    string
+	logFormat   string
+}
+
+type peer struct {
+	id   core.Addr
+	zone uint32
+	addr string
+}
+
+// parsePeers reads "ID=ZONE@HOST:PORT,..." (every storage node of the cluster).
+func parsePeers(s string) ([]peer, error) {
+	var out []peer
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		idPart, rest, ok := strings.Cut(item, "=")
+		zonePart, addr, ok2 := strings.Cut(rest, "@")
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("peer %q: want ID=ZONE@HOST:PORT (for example 1=0@10.0.0.1:7001)", item)
+		}
+		id, err := strconv.ParseUint(idPart, 10, 32)
+		if err != nil || id == 0 || id >= 999 {
+			return nil, fmt.Errorf("peer %q: node id must be a number from 1 to 998", item)
+		}
+		zone, err := strconv.ParseUint(zonePart, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("peer %q: zone must be a number", item)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: bad address: %v", item, err)
+		}
+		if slices.ContainsFunc(out, func(p peer) bool { return p.id == core.Addr(id) }) {
+			return nil, fmt.Errorf("peer %q: node %d listed twice", item, id)
+		}
+		out = append(out, peer{id: core.Addr(id), zone: uint32(zone), addr: addr})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--peers is empty: list every storage node as ID=ZONE@HOST:PORT")
+	}
+	return out, nil
+}
+
+// parseIDs reads "1,2,3".
+func parseIDs(s string) ([]core.Addr, error) {
+	var out []core.Addr
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.ParseUint(f, 10, 32)
+		if err != nil || v == 0 {
+			return nil, fmt.Errorf("authority member %q: want a node id", f)
+		}
+		if slices.Contains(out, core.Addr(v)) {
+			return nil, fmt.Errorf("authority member %d listed twice", v)
+		}
+		out = append(out, core.Addr(v))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// defaultAuthorities: the lowest node id of each of the first three zones (by zone number).
+func defaultAuthorities(peers []peer) []core.Addr {
+	byZone := map[uint32]core.Addr{}
+	for _, p := range peers {
+		if cur, ok := byZone[p.zone]; !ok || p.id < cur {
+			byZone[p.zone] = p.id
+		}
+	}
+	zones := make([]uint32, 0, len(byZone))
+	for z := range byZone {
+		zones = append(zones, z)
+	}
+	slices.Sort(zones)
+	var out []core.Addr
+	for _, z := range zones[:min(3, len(zones))] {
+		out = append(out, byZone[z])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// envDefault is the CAIRN_* environment variable's value, or def.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
+	var idS, zoneS, peersS, authS string
+	c := &nodeConfig{}
+	wipedEnv, err := strconv.ParseBool(envDefault("CAIRN_WIPED", "false"))
+	if err != nil {
+		return nil, fmt.Errorf("CAIRN_WIPED=%q: want true or false", os.Getenv("CAIRN_WIPED"))
+	}
+	fs.StringVar(&idS, "id", envDefault("CAIRN_ID", ""), "this node's `ID` (1-998; env CAIRN_ID)")
+	fs.StringVar(&zoneS, "zone", envDefault("CAIRN_ZONE", ""), "this node's availability `ZONE` number (env CAIRN_ZONE; default: its zone in --peers)")
+	fs.StringVar(&c.listen, "listen", envDefault("CAIRN_LISTEN", ""), "`HOST:PORT` for peers and clients (env CAIRN_LISTEN; default: its address in --peers)")
+	fs.StringVar(&c.dataDir, "data-dir", envDefault("CAIRN_DATA_DIR", ""), "`DIR` holding this node's journal and blocks (env CAIRN_DATA_DIR)")
+	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
+	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
+	fs.BoolVar(&c.wiped, "wiped", wipedEnv, "this node's disk was lost or it replaces a member: rejoin the authority cell under a new identity (env CAIRN_WIPED)")
+	fs.StringVar(&c.logLevel, "log-level", envDefault("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", envDefault("CAIRN_LOG_FORMAT", "text"), "text or json")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	id, err := strconv.ParseUint(idS, 10, 32)
+	if err != nil || id == 0 || id >= 999 {
+		return nil, fmt.Errorf("--id %q: want this node's id, 1 to 998", idS)
+	}
+	c.id = core.Addr(id)
+	if c.peers, err = parsePeers(peersS); err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(c.peers, func(p peer) bool { return p.id == c.id })
+	if i < 0 {
+		return nil, fmt.Errorf("--peers does not list this node (%d): every node's --peers lists all nodes, itself included", c.id)
+	}
+	c.zone = c.peers[i].zone
+	if zoneS != "" {
+		z, err := strconv.ParseUint(zoneS, 10, 32)
+		if err != nil || uint32(z) != c.peers[i].zone {
+			return nil, fmt.Errorf("--zone %q disagrees with --peers (zone %d for node %d)", zoneS, c.peers[i].zone, c.id)
+		}
+	}
+	if c.listen == "" {
+		c.listen = c.peers[i].addr
+	}
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		return nil, fmt.Errorf("--listen %q: %v", c.listen, err)
+	}
+	if c.dataDir == "" {
+		return nil, fmt.Errorf("--data-dir is required: the directory holding this node's journal and blocks")
+	}
+	if authS == "" {
+		c.authorities = defaultAuthorities(c.peers)
+	} else if c.authorities, err = parseIDs(authS); err != nil {
+		return nil, err
+	}
+	for _, a := range c.authorities {
+		if !slices.ContainsFunc(c.peers, func(p peer) bool { return p.id == a }) {
+			return nil, fmt.Errorf("authority member %d is not in --peers", a)
+		}
+	}
+	if n := len(c.authorities); n != 1 && n != 3 && n != 5 {
+		return nil, fmt.Errorf("the authority cell needs 1, 3 or 5 members (got %d: %v); 3 or 5 survive a member's loss", n, c.authorities)
+	}
+	switch c.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+	}
+	return c, nil
+}
+
+// params builds the core's parameters from the configuration.
+func (c *nodeConfig) params() core.Params {
+	var infos []core.NodeInfo
+	for _, p := range c.peers {
+		infos = append(infos, core.NodeInfo{Addr: p.id, Zone: p.zone})
+	}
+	p := core.DefaultParams(c.id, c.zone, c.authorities, infos)
+	p.Wiped = c.wiped
+	return p
+}

@@ -1,0 +1,226 @@
+// Package nbd is a Network Block Device server: the NBD protocol (fixed
+// newstyle handshake, simple replies) over a Backend that stores the bytes.
+//
+// What the server speaks:
+//
+//   - Handshake: fixed newstyle only. The server sends NBDMAGIC, IHAVEOPT and
+//     the handshake flags FIXED_NEWSTYLE|NO_ZEROES; a client whose flags lack
+//     FIXED_NEWSTYLE or carry an unknown bit is disconnected.
+//   - Options: NBD_OPT_GO and NBD_OPT_INFO (NBD_INFO_EXPORT and
+//     NBD_INFO_BLOCK_SIZE always, NBD_INFO_NAME and NBD_INFO_DESCRIPTION when
+//     requested; an unknown export is NBD_REP_ERR_UNKNOWN), NBD_OPT_LIST,
+//     NBD_OPT_ABORT (ACK, then close), and NBD_OPT_EXPORT_NAME. The latter
+//     has no error reply in the protocol, so it is implemented as specified:
+//     a known export enters transmission, an unknown one closes the
+//     connection. Every other option gets NBD_REP_ERR_UNSUP (so no TLS,
+//     structured replies, metadata contexts or extended headers).
+//   - Limits during the handshake: option data longer than 16 KiB, more
+//     than 256 options, or a handshake that takes longer than the handshake
+//     timeout (30 s) close the connection; a name longer than 4096 bytes in
+//     an INFO or GO option gets NBD_REP_ERR_TOO_BIG.
+//   - Commands: READ, WRITE, FLUSH, TRIM, WRITE_ZEROES (NO_HOLE accepted and
+//     ignored) and DISC; FUA is honoured on WRITE, TRIM and WRITE_ZEROES and
+//     accepted (ignored) on the others. Replies are simple replies, sent in
+//     completion order, not request order.
+//
+// Concurrency: one goroutine reads requests from the socket in order; each
+// request runs on its own goroutine, at most 64 (and 64 MiB of request
+// buffers) per connection, after which reading stops until one completes;
+// one goroutine writes the replies. NBD_CMD_DISC and server shutdown stop
+// reading, wait for the requests in flight, send their replies and close.
+//
+// The server imposes no timeout on a backend call. A Backend must return in
+// bounded time (the cluster backend gives up with an error after a bounded
+// wait); a call that never returns holds its connection open forever.
+package nbd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Backend stores the bytes of one export. The server calls it from many
+// goroutines at once (one per request in flight), so it must be safe for
+// concurrent use. Offsets and lengths passed to it are always within
+// [0, Size()) as Size() was when the connection negotiated the export.
+//
+// An error makes the request fail with EIO, or ENOSPC when it wraps ErrNoSpace.
+// Every method must return in bounded time; ctx is cancelled only when the
+// connection breaks (the reply could no longer be delivered).
+type Backend interface {
+	// Size is the export size in bytes. It is read once per connection,
+	// at negotiation.
+	Size() uint64
+	// ReadAt fills all of p from offset off, or returns an error.
+	ReadAt(ctx context.Context, p []byte, off uint64) error
+	// WriteAt writes p at offset off. With fua the data must be durable
+	// before WriteAt returns.
+	WriteAt(ctx context.Context, p []byte, off uint64, fua bool) error
+	// Flush makes every write that completed before the call durable.
+	Flush(ctx context.Context) error
+	// Trim is a hint that the range is no longer needed; its contents
+	// become unspecified until rewritten.
+	Trim(ctx context.Context, off, length uint64, fua bool) error
+	// WriteZeroes makes the range read back as zeroes.
+	WriteZeroes(ctx context.Context, off, length uint64, fua bool) error
+}
+
+// ErrNoSpace is the error a Backend wraps to make a request fail with ENOSPC
+// rather than EIO.
+var ErrNoSpace = errors.New("nbd: no space left on the export's storage")
+
+// Export is one named block device the server offers.
+type Export struct {
+	// Name is what clients ask for. The empty name is allowed: it is the
+	// protocol's "default export", chosen by clients that give no name
+	// (for example nbd://host:port with no path). It is an ordinary name,
+	// not an alias for another export.
+	Name string
+	// Description is shown by NBD_OPT_LIST and, when asked for, by
+	// NBD_OPT_INFO and NBD_OPT_GO.
+	Description string
+	Backend     Backend
+	// ReadOnly advertises NBD_FLAG_READ_ONLY; WRITE, TRIM and WRITE_ZEROES
+	// then fail with EPERM.
+	ReadOnly bool
+	// MultiConn advertises NBD_FLAG_CAN_MULTI_CONN: the backend promises
+	// that FLUSH and FUA on one connection cover writes completed on every
+	// connection to it.
+	MultiConn bool
+}
+
+// Server serves a fixed set of exports. It is safe for concurrent use; one
+// Server may serve many listeners and connections at once.
+type Server struct {
+	exports []Export
+	byName  map[string]*Export
+	log     *slog.Logger
+
+	// Per-connection limits; the defaults are set by NewServer and changed
+	// only by tests.
+	handshakeTimeout time.Duration // whole handshake, from accept to GO
+	shutdownGrace    time.Duration // for sending the last replies on shutdown
+	maxInFlight      int           // requests in flight
+	maxInFlightBytes int           // READ/WRITE buffer bytes in flight
+}
+
+// NewServer checks the exports and returns a server for them. Names must be
+// unique, valid UTF-8 without NUL and at most 4096 bytes (the empty name is
+// the default export); descriptions likewise; every export needs a Backend.
+// A nil log discards the server's logs.
+func NewServer(exports []Export, log *slog.Logger) (*Server, error) {
+	if len(exports) == 0 {
+		return nil, errors.New("nbd: no exports")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		exports:          append([]Export(nil), exports...),
+		byName:           make(map[string]*Export, len(exports)),
+		log:              log,
+		handshakeTimeout: 30 * time.Second,
+		shutdownGrace:    10 * time.Second,
+		maxInFlight:      64,
+		maxInFlightBytes: 2 * MaxRequestLen,
+	}
+	for i := range s.exports {
+		e := &s.exports[i]
+		if err := checkString(e.Name); err != nil {
+			return nil, fmt.Errorf("nbd: export name %.40q: %w", e.Name, err)
+		}
+		if err := checkString(e.Description); err != nil {
+			return nil, fmt.Errorf("nbd: export %q description: %w", e.Name, err)
+		}
+		if e.Backend == nil {
+			return nil, fmt.Errorf("nbd: export %q has no backend", e.Name)
+		}
+		if _, dup := s.byName[e.Name]; dup {
+			return nil, fmt.Errorf("nbd: export %q listed twice", e.Name)
+		}
+		s.byName[e.Name] = e
+	}
+	return s, nil
+}
+
+// checkString applies the protocol's rules for strings.
+func checkString(v string) error {
+	switch {
+	case len(v) > maxStringLen:
+		return fmt.Errorf("longer than %d bytes", maxStringLen)
+	case !utf8.ValidString(v):
+		return errors.New("not valid UTF-8")
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] == 0 {
+			return errors.New("contains NUL")
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on l and serves each on its own goroutine until
+// ctx is done or Accept fails. Then it stops accepting (closing l), lets the
+// requests in flight on every connection finish and send their replies,
+// closes the connections and returns: nil when ctx ended it, the Accept
+// error otherwise.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	addr := l.Addr().String()
+	connCtx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	var wg sync.WaitGroup
+	s.log.Info("nbd: serving", "addr", addr, "exports", len(s.exports))
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			stop()
+			l.Close()
+			cancel()  // connections stop reading and drain what is in flight
+			wg.Wait() // ... and are closed
+			if ctx.Err() != nil {
+				s.log.Info("nbd: stopped", "addr", addr)
+				return nil
+			}
+			s.log.Error("nbd: accept failed", "addr", addr, "err", err)
+			return err
+		}
+		wg.Go(func() {
+			if err := s.ServeConn(connCtx, c); err != nil {
+				s.log.Warn("nbd: connection ended with error", "remote", c.RemoteAddr().String(), "err", err)
+			}
+		})
+	}
+}
+
+// ServeConn runs the handshake and then the transmission phase on c, and
+// closes c before returning. It returns nil when the client ends the session
+// cleanly (NBD_OPT_ABORT, NBD_CMD_DISC, or closing the connection between
+// messages) or ctx ends it, and an error when the client breaks the protocol
+// or the connection fails. When ctx is done the handshake is cut short; in
+// the transmission phase the server stops reading requests, lets those in
+// flight finish and reply, and closes.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
+	defer c.Close()
+	log := s.log.With("remote", c.RemoteAddr().String())
+	log.Debug("nbd: connection opened")
+
+	hs, err := s.handshake(ctx, c, log)
+	if err != nil || hs == nil {
+		if err != nil && ctx.Err() != nil {
+			err = nil // cut short by shutdown
+		}
+		log.Debug("nbd: connection closed during handshake", "err", err)
+		return err
+	}
+	log = log.With("export", hs.export.Name)
+	log.Info("nbd: export negotiated", "size", hs.size, "flags", fmt.Sprintf("%#x", hs.tflags))
+	err = s.transmit(ctx, c, hs, log)
+	log.Info("nbd: connection closed", "err", err)
+	return err
+}

@@ -1,0 +1,255 @@
+package netio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn/core"
+)
+
+// TransportConfig configures a Transport. Zero durations and limits take the defaults.
+type TransportConfig struct {
+	Self   core.Addr
+	Listen string // e.g. "127.0.0.1:7001"; "" = no listener (clients)
+	// Peers is the address book: messages to these endpoints go over one outbound
+	// connection each. Self, if present, is ignored. Endpoints not in Peers (clients) may
+	// still connect; they are answered on their most recent inbound connection.
+	Peers map[core.Addr]string
+
+	// QueueLimit and QueueBytes bound the messages buffered per peer (and per inbound
+	// connection) while connecting or slow; beyond them Send drops the message and counts
+	// it (the protocol retransmits). A message over QueueBytes is always dropped.
+	QueueLimit int   // default 4096
+	QueueBytes int64 // default 64 MiB
+	MaxInbound int   // inbound connections at once (default 1024)
+
+	DialTimeout  time.Duration // dial plus hello exchange, both directions (default 3 s)
+	WriteTimeout time.Duration // one frame write (default 10 s)
+	// IdleTimeout closes a connection that received nothing (not even a keepalive, sent
+	// every IdleTimeout/3 by an idle writer) for this long (default 30 s).
+	IdleTimeout time.Duration
+	BackoffMin  time.Duration // first redial delay, doubled per failure (default 50 ms)
+	BackoffMax  time.Duration // (default 2 s); each delay is jittered to [d/2, d)
+
+	Log *slog.Logger // default: discard
+}
+
+func (c *TransportConfig) setDefaults() error {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.DialTimeout, 3*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.IdleTimeout, 30*time.Second)
+	def(&c.BackoffMin, 50*time.Millisecond)
+	def(&c.BackoffMax, 2*time.Second)
+	if c.QueueLimit == 0 {
+		c.QueueLimit = 4096
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = 64 << 20
+	}
+	if c.MaxInbound == 0 {
+		c.MaxInbound = 1024
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.QueueLimit < 0 || c.QueueBytes < 0 || c.MaxInbound < 0:
+		return errors.New("netio: negative queue or connection limit")
+	case c.DialTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.BackoffMin < 0:
+		return errors.New("netio: negative timeout")
+	case c.BackoffMax < c.BackoffMin:
+		return fmt.Errorf("netio: BackoffMax %v < BackoffMin %v", c.BackoffMax, c.BackoffMin)
+	}
+	for a, hp := range c.Peers {
+		if hp == "" && a != c.Self {
+			return fmt.Errorf("netio: peer %d has no address", a)
+		}
+	}
+	return nil
+}
+
+// Transport carries messages between this endpoint and others over TCP; see the package
+// documentation. All methods are safe for concurrent use.
+type Transport struct {
+	cfg     TransportConfig
+	log     *slog.Logger
+	deliver func(from core.Addr, m core.Message)
+	peers   map[core.Addr]*peer // fixed after NewTransport
+	stats   transportCounters
+	inbound atomic.Int64 // inbound connections open (including in their hello)
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	ln      net.Listener
+	conns   map[*conn]struct{}     // every open connection, closed on shutdown
+	clients map[core.Addr]*inbound // latest inbound connection per non-peer endpoint
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewTransport builds a transport for c.Self. deliver is called for every message
+// received, from the connections' reader goroutines, concurrently and in order per
+// connection: it must hand the message to the caller's single event loop (e.g. over a
+// channel) and return promptly; while it blocks, that connection reads nothing, and
+// Close waits for it.
+func NewTransport(c TransportConfig, deliver func(from core.Addr, m core.Message)) (*Transport, error) {
+	if deliver == nil {
+		return nil, errors.New("netio: nil deliver")
+	}
+	if err := c.setDefaults(); err != nil {
+		return nil, err
+	}
+	t := &Transport{cfg: c, log: c.Log.With("self", c.Self), deliver: deliver,
+		peers: make(map[core.Addr]*peer, len(c.Peers)),
+		conns: make(map[*conn]struct{}), clients: make(map[core.Addr]*inbound)}
+	for a, hp := range c.Peers {
+		if a != c.Self {
+			t.peers[a] = &peer{addr: a, hostport: hp, q: newSendQueue(c.QueueLimit, c.QueueBytes)}
+		}
+	}
+	return t, nil
+}
+
+// Start listens (if Listen is set) and starts the per-peer writers, which dial lazily on
+// the first message. Everything stops when ctx is done or Close is called.
+func (t *Transport) Start(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started || t.closed {
+		return errors.New("netio: transport already started or closed")
+	}
+	if t.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", t.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("netio: listen: %w", err)
+		}
+		t.ln = ln
+	}
+	t.started = true
+	t.ctx, t.cancel = context.WithCancel(ctx)
+	t.spawn(func() { <-t.ctx.Done(); t.shutdown() })
+	if t.ln != nil {
+		t.spawn(t.acceptLoop)
+	}
+	for _, p := range t.peers {
+		t.spawn(func() { t.runPeer(p) })
+	}
+	return nil
+}
+
+func (t *Transport) spawn(f func()) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+}
+
+// Addr returns the listener's address, or nil without one (or before Start).
+func (t *Transport) Addr() net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ln == nil {
+		return nil
+	}
+	return t.ln.Addr()
+}
+
+// Send encodes m and queues it for to without blocking. It drops the message (and
+// counts it) if the queue is full, and counts it unroutable if to is neither a peer nor
+// an endpoint with an inbound connection. Self-addressed messages are unroutable: the
+// caller loops them back itself.
+func (t *Transport) Send(to core.Addr, m core.Message) {
+	var q *sendQueue
+	if p := t.peers[to]; p != nil {
+		q = p.q
+	} else {
+		t.mu.Lock()
+		if in := t.clients[to]; in != nil {
+			q = in.q
+		}
+		t.mu.Unlock()
+	}
+	if q == nil {
+		t.stats.unroutable.Add(1)
+		return
+	}
+	b := core.Encode(getBuf(), m)
+	if len(b) > MaxFrame || !q.push(b) {
+		t.stats.dropped.Add(1)
+		putBufs([][]byte{b})
+	}
+}
+
+// Close stops the listener, the writers and every connection, and waits for the
+// transport's goroutines (including deliver calls in progress). It is idempotent.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		started := t.started
+		if !started {
+			t.closed = true
+		}
+		t.mu.Unlock()
+		if started {
+			t.cancel()
+		}
+		t.wg.Wait()
+		for _, p := range t.peers {
+			putBufs(p.q.close())
+		}
+	})
+	return nil
+}
+
+// shutdown closes the listener and every connection; it runs once, when t.ctx is done.
+func (t *Transport) shutdown() {
+	t.mu.Lock()
+	t.closed = true
+	ln := t.ln
+	conns := make([]*conn, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	for _, c := range conns {
+		c.fail(net.ErrClosed)
+	}
+}
+
+// track registers c for shutdown, or closes it and reports false if shutting down.
+func (t *Transport) track(c *conn) bool {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		c.fail(net.ErrClosed)
+		return false
+	}
+	t.conns[c] = struct{}{}
+	t.mu.Unlock()
+	return true
+}
+
+func (t *Transport) untrack(c *conn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+}

@@ -1,0 +1,175 @@
+package netio
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/core"
+)
+
+const nodeA, nodeB core.Addr = 1, 2
+
+// Two nodes exchange 10,000 messages each way, delivered complete and in order.
+func TestTransportExchange(t *testing.T) {
+	const n = 10_000
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	peers := map[core.Addr]string{nodeA: addrA, nodeB: addrB}
+	var sa, sb sink
+	ca, cb := fastConfig(nodeA, addrA, peers), fastConfig(nodeB, addrB, peers)
+	ca.QueueLimit, cb.QueueLimit = n, n
+	a := startTransport(t, ca, sa.deliver)
+	b := startTransport(t, cb, sb.deliver)
+
+	var wg sync.WaitGroup
+	for _, x := range []struct {
+		tr *Transport
+		to core.Addr
+	}{{a, nodeB}, {b, nodeA}} {
+		wg.Go(func() {
+			for i := range n {
+				x.tr.Send(x.to, testMsg(i))
+			}
+		})
+	}
+	wg.Wait()
+	for _, x := range []struct {
+		s    *sink
+		from core.Addr
+	}{{&sb, nodeA}, {&sa, nodeB}} {
+		seqs := checkStream(t, x.s.waitLen(t, n, 30*time.Second), x.from)
+		if len(seqs) != n || seqs[0] != 0 || seqs[n-1] != n-1 {
+			t.Fatalf("from %d: %d messages, %d..%d; want all %d", x.from, len(seqs), seqs[0], seqs[len(seqs)-1], n)
+		}
+	}
+	for _, tr := range []*Transport{a, b} {
+		eventually(t, 5*time.Second, "sent counted", func() bool { return tr.Stats().Sent == n })
+		st := tr.Stats()
+		if st.Received != n || st.Dropped != 0 || st.Lost != 0 || st.DecodeErrors != 0 {
+			t.Errorf("stats %+v", st)
+		}
+	}
+}
+
+// Messages to a peer that is down queue up to the limit, the rest are dropped, and
+// the queued ones arrive once the peer comes up.
+func TestTransportPeerDown(t *testing.T) {
+	const limit, n = 100, 250
+	addrB := freeAddr(t)
+	ca := fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB})
+	ca.QueueLimit = limit
+	a := startTransport(t, ca, func(core.Addr, core.Message) {})
+
+	start := time.Now()
+	for i := range n {
+		a.Send(nodeB, testMsg(i))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("%d sends to a down peer took %v", n, d)
+	}
+	if st := a.Stats(); st.Dropped != n-limit {
+		t.Fatalf("dropped %d, want %d", st.Dropped, n-limit)
+	}
+	eventually(t, 5*time.Second, "dial failures", func() bool { return a.Stats().DialErrors >= 2 })
+
+	var sb sink
+	startTransport(t, fastConfig(nodeB, addrB, nil), sb.deliver)
+	seqs := checkStream(t, sb.waitLen(t, limit, 10*time.Second), nodeA)
+	if len(seqs) != limit || seqs[0] != 0 || seqs[limit-1] != limit-1 {
+		t.Fatalf("got %d messages %v..., want 0..%d", len(seqs), seqs[:min(5, len(seqs))], limit-1)
+	}
+	eventually(t, 5*time.Second, "sent counted", func() bool { return a.Stats().Sent == limit })
+}
+
+// The receiver restarts mid-stream: the sender reconnects and delivery resumes.
+func TestTransportReconnect(t *testing.T) {
+	addrB := freeAddr(t)
+	a := startTransport(t, fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB}), func(core.Addr, core.Message) {})
+	var s1, s2 sink
+	b1 := startTransport(t, fastConfig(nodeB, addrB, nil), s1.deliver)
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			a.Send(nodeB, testMsg(i))
+			time.Sleep(200 * time.Microsecond)
+		}
+	})
+	defer func() { stop(); wg.Wait() }()
+
+	s1.waitLen(t, 200, 10*time.Second)
+	b1.Close()
+	first := checkStream(t, s1.all(), nodeA)
+	startTransport(t, fastConfig(nodeB, addrB, nil), s2.deliver)
+	second := checkStream(t, s2.waitLen(t, 200, 10*time.Second), nodeA)
+	if second[0] <= first[len(first)-1] {
+		t.Fatalf("after the restart, message %d arrived; before it, up to %d", second[0], first[len(first)-1])
+	}
+	if st := a.Stats(); st.Reconnects < 1 {
+		t.Fatalf("stats %+v: no reconnect counted", st)
+	}
+}
+
+// An idle connection survives several idle timeouts thanks to keepalives.
+func TestTransportKeepalive(t *testing.T) {
+	addrB := freeAddr(t)
+	ca, cb := fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB}), fastConfig(nodeB, addrB, nil)
+	ca.IdleTimeout, cb.IdleTimeout = 150*time.Millisecond, 150*time.Millisecond
+	a := startTransport(t, ca, func(core.Addr, core.Message) {})
+	var sb sink
+	b := startTransport(t, cb, sb.deliver)
+	a.Send(nodeB, testMsg(0))
+	sb.waitLen(t, 1, 5*time.Second)
+	time.Sleep(600 * time.Millisecond)
+	a.Send(nodeB, testMsg(1))
+	checkStream(t, sb.waitLen(t, 2, 5*time.Second), nodeA)
+	if sa, sb := a.Stats(), b.Stats(); sa.Reconnects != 0 || sa.DialErrors != 0 || sb.Accepted != 1 {
+		t.Fatalf("idle connection was replaced: sender %+v, receiver %+v", sa, sb)
+	}
+}
+
+func TestTransportLifecycle(t *testing.T) {
+	if _, err := NewTransport(TransportConfig{Self: 1}, nil); err == nil {
+		t.Error("nil deliver accepted")
+	}
+	if _, err := NewTransport(TransportConfig{Self: 1, BackoffMin: time.Second, BackoffMax: time.Millisecond},
+		func(core.Addr, core.Message) {}); err == nil {
+		t.Error("BackoffMax < BackoffMin accepted")
+	}
+	// Close before Start, twice; Start after Close fails; Send after Close drops.
+	tr, err := NewTransport(TransportConfig{Self: 1, Peers: map[core.Addr]string{2: "127.0.0.1:1"}},
+		func(core.Addr, core.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tr.Start(context.Background()) == nil {
+		t.Fatal("Start after Close succeeded")
+	}
+	tr.Send(2, testMsg(0))
+	tr.Send(3, testMsg(0))
+	if st := tr.Stats(); st.Dropped != 1 || st.Unroutable != 1 {
+		t.Fatalf("stats %+v, want one dropped and one unroutable", st)
+	}
+	// A started transport stops when its context is cancelled, and Close still works.
+	ctx, cancel := context.WithCancel(context.Background())
+	tr2, err := NewTransport(TransportConfig{Self: 1, Listen: "127.0.0.1:0"}, func(core.Addr, core.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tr2.Addr() == nil {
+		t.Fatal("no listener address")
+	}
+	cancel()
+	tr2.Close()
+	tr2.Close()
+}
