@@ -33,6 +33,8 @@ type Client struct {
 	admin   map[uint64]chan *core.AuthReply
 	nextID  uint64
 	leader  core.Addr
+	backlog []func() // operations waiting for the library's in-flight bound (FIFO, bounded by callers)
+	silent  int      // admin resends without any answer from the member asked
 }
 
 // ClientConfig configures a Client.
@@ -109,6 +111,7 @@ func (cl *Client) loop() {
 			if r, ok := m.m.(*core.AuthReply); ok {
 				if ch := cl.admin[r.ReqID]; ch != nil {
 					if r.Status == core.StatusNotLeader {
+						cl.silent = 0
 						if r.Leader != 0 {
 							cl.leader = r.Leader
 						} else {
@@ -145,6 +148,12 @@ func (cl *Client) flush() {
 			ch <- d
 		}
 	}
+	// Operations beyond the library's in-flight bound wait here, in order.
+	for len(cl.backlog) > 0 && cl.c.CanSubmit() {
+		f := cl.backlog[0]
+		cl.backlog = cl.backlog[1:]
+		f()
+	}
 }
 
 // do submits an operation on the loop and waits for its completion.
@@ -152,9 +161,8 @@ func (cl *Client) do(ctx context.Context, submit func(now int64) uint64) (core.C
 	ch := make(chan core.Completion, 1)
 	var req uint64
 	f := func() {
-		req = submit(cl.now())
-		cl.waiting[req] = ch
-		cl.flush()
+		cl.backlog = append(cl.backlog, func() { req = submit(cl.now()); cl.waiting[req] = ch })
+		cl.flush() // submits it now if the library has room, else when an operation completes
 	}
 	select {
 	case cl.reqs <- f:
@@ -220,7 +228,13 @@ func (cl *Client) Admin(ctx context.Context, r core.AuthRequest) (*core.AuthRepl
 			cl.reqs <- func() { delete(cl.admin, r.ReqID) }
 			return nil, ctx.Err()
 		case <-t.C:
-			cl.reqs <- func() { cl.rotate() }
+			cl.reqs <- func() {
+				// A member that answers (even NotLeader) is alive: only silence moves on.
+				if cl.silent++; cl.silent >= 3 {
+					cl.silent = 0
+					cl.rotate()
+				}
+			}
 		}
 	}
 }

@@ -13,6 +13,8 @@ const usage = `cairn — replicated block storage you can replay from one seed.
 Usage:
   cairn sim [flags]     run the deterministic simulator (one seed or a campaign)
   cairn node [flags]    run a storage node (and authority member)
+  cairn volume create|show NAME   manage volumes
+  cairn attach VOLUME   serve a volume to local NBD clients
   cairn help            show this help
 
 Run 'cairn sim --help' or 'cairn node --help' for their flags.
@@ -32,6 +34,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return simMain(args[1:], stdout, stderr)
 	case "node":
 		return nodeMain(args[1:], stdout, stderr)
+	case "volume":
+		return volumeMain(args[1:], stdout, stderr)
+	case "attach":
+		return attachMain(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
