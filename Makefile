@@ -10,7 +10,7 @@ RAPID_PKG   := pgregory.net/rapid
 
 .DEFAULT_GOAL := build
 
-.PHONY: build test lint sim fuzz nightly nightly-test bench clean help
+.PHONY: build test lint sim run fuzz nightly nightly-test bench clean help
 
 ## build: compile every package and bin/cairn
 build:
@@ -28,6 +28,11 @@ lint: $(STATICCHECK)
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+
+## run: a local 3-node cluster on 127.0.0.1 with volume demo at nbd://127.0.0.1:10809/demo (Ctrl-C stops; data in ./data or $CAIRN_DATA)
+run:
+	$(GO) build -o bin/cairn ./cmd/cairn
+	./scripts/run.sh
 
 ## sim: build bin/cairn and run the simulator over SEEDS seeds (default 200)
 sim:
