@@ -152,6 +152,17 @@ func (r *Runner) deliver(from core.Addr, m core.Message) {
 	}
 }
 
+// loopback delivers a message the node sent to itself (an authority member asking the
+// cell's leader, when it is the leader) through the codec, like any other message.
+func (r *Runner) loopback(m core.Message) {
+	c, err := core.Decode(core.Encode(nil, m))
+	if err != nil {
+		r.log.Error("a message to self does not decode", "err", err)
+		return
+	}
+	r.deliver(r.cfg.Params.Self, c)
+}
+
 // Transport returns the runner's transport (its listen address, for tests and logs).
 func (r *Runner) Transport() *Transport { return r.tr }
 
@@ -225,6 +236,10 @@ func (r *Runner) loop(ctx context.Context) error {
 func (r *Runner) flush() error {
 	out := r.n.Drain()
 	for _, e := range out.Msgs {
+		if e.To == r.cfg.Params.Self {
+			r.loopback(e.Msg)
+			continue
+		}
 		r.tr.Send(e.To, e.Msg)
 	}
 	for _, op := range out.Ops {

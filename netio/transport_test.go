@@ -71,7 +71,11 @@ func TestTransportPeerDown(t *testing.T) {
 	if st := a.Stats(); st.Dropped != n-limit {
 		t.Fatalf("dropped %d, want %d", st.Dropped, n-limit)
 	}
-	eventually(t, 5*time.Second, "dial failures", func() bool { return a.Stats().DialErrors >= 2 })
+	// Redials back off: 10 ms doubling to 100 ms, jittered, is at most ~15 tries in 500 ms.
+	time.Sleep(500 * time.Millisecond)
+	if st := a.Stats(); st.DialErrors < 3 || st.DialErrors > 20 {
+		t.Fatalf("%d dial attempts in 500 ms", st.DialErrors)
+	}
 
 	var sb sink
 	startTransport(t, fastConfig(nodeB, addrB, nil), sb.deliver)
@@ -134,9 +138,14 @@ func TestTransportLifecycle(t *testing.T) {
 	if _, err := NewTransport(TransportConfig{Self: 1}, nil); err == nil {
 		t.Error("nil deliver accepted")
 	}
-	if _, err := NewTransport(TransportConfig{Self: 1, BackoffMin: time.Second, BackoffMax: time.Millisecond},
-		func(core.Addr, core.Message) {}); err == nil {
-		t.Error("BackoffMax < BackoffMin accepted")
+	for _, c := range []TransportConfig{
+		{Self: 1, BackoffMin: time.Second, BackoffMax: time.Millisecond},
+		{Self: 1, Peers: map[core.Addr]string{2: "no port"}},
+		{Self: 1, QueueLimit: -1},
+	} {
+		if _, err := NewTransport(c, func(core.Addr, core.Message) {}); err == nil {
+			t.Errorf("config %+v accepted", c)
+		}
 	}
 	// Close before Start, twice; Start after Close fails; Send after Close drops.
 	tr, err := NewTransport(TransportConfig{Self: 1, Peers: map[core.Addr]string{2: "127.0.0.1:1"}},
@@ -172,4 +181,28 @@ func TestTransportLifecycle(t *testing.T) {
 	cancel()
 	tr2.Close()
 	tr2.Close()
+}
+
+func TestBackoff(t *testing.T) {
+	tr, err := NewTransport(TransportConfig{Self: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 70 * time.Millisecond},
+		func(core.Addr, core.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []time.Duration
+	for d := time.Duration(0); len(got) < 6; {
+		d = tr.nextBackoff(d)
+		got = append(got, d)
+		for range 100 {
+			if j := jitter(d); j < d/2 || j >= d {
+				t.Fatalf("jitter(%v) = %v, outside [d/2, d)", d, j)
+			}
+		}
+	}
+	want := []time.Duration{10, 20, 40, 70, 70, 70}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("backoff sequence %v, want %v ms", got, want)
+		}
+	}
 }
