@@ -22,6 +22,19 @@
 //     ignored) and DISC; FUA is honoured on WRITE, TRIM and WRITE_ZEROES and
 //     accepted (ignored) on the others. Replies are simple replies, sent in
 //     completion order, not request order.
+//   - Transmission flags: HAS_FLAGS and SEND_FLUSH always; SEND_FUA,
+//     SEND_TRIM and SEND_WRITE_ZEROES unless the export is read-only (then
+//     READ_ONLY instead); CAN_MULTI_CONN when Export.MultiConn is set.
+//   - Request errors: an unknown command or a flag not valid for the command
+//     (anything but FUA, plus NO_HOLE on WRITE_ZEROES), a READ or WRITE of
+//     length 0 or over 32 MiB: EINVAL. A range past the end of the export:
+//     EINVAL for READ and TRIM, ENOSPC for WRITE and WRITE_ZEROES (the
+//     protocol's SHOULD for writes). WRITE, TRIM or WRITE_ZEROES on a
+//     read-only export: EPERM. A refused WRITE's payload is read and
+//     discarded, except for one over 32 MiB, which is answered EINVAL and
+//     then ends the connection. A backend error is EIO, or ENOSPC when it
+//     wraps ErrNoSpace; a failed READ sends no payload. TRIM and
+//     WRITE_ZEROES of length 0 succeed without calling the backend.
 //
 // Concurrency: one goroutine reads requests from the socket in order; each
 // request runs on its own goroutine, at most 64 (and 64 MiB of request
