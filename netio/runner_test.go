@@ -37,8 +37,9 @@ type testCluster struct {
 	infos  []core.NodeInfo
 	auth   []core.Addr
 	dirs   []string
-	cancel []context.CancelFunc
-	errs   []chan error
+	cancel  []context.CancelFunc
+	errs    []chan error
+	runners []*Runner
 }
 
 func (tc *testCluster) start(t *testing.T, i int) {
@@ -57,6 +58,7 @@ func (tc *testCluster) start(t *testing.T, i int) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tc.cancel[i] = cancel
+	tc.runners[i] = r
 	tc.errs[i] = make(chan error, 1)
 	go func() { tc.errs[i] <- r.Run(ctx) }()
 }
@@ -76,7 +78,8 @@ func (tc *testCluster) stop(t *testing.T, i int) {
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	addrs := freePorts(t, n)
-	tc := &testCluster{peers: map[core.Addr]string{}, cancel: make([]context.CancelFunc, n), errs: make([]chan error, n)}
+	tc := &testCluster{peers: map[core.Addr]string{}, cancel: make([]context.CancelFunc, n), errs: make([]chan error, n),
+		runners: make([]*Runner, n)}
 	for i := range n {
 		a := core.Addr(i + 1)
 		tc.peers[a] = addrs[i]

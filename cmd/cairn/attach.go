@@ -5,12 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -32,25 +30,8 @@ Example:
 Flags:
 `
 
-// volumeID maps a volume argument to its id: a number is the id itself (below 2^31); a
-// name is hashed into the upper half of the id space.
-func volumeID(s string) (core.VolumeID, error) {
-	if s == "" {
-		return 0, errors.New("missing VOLUME (a number or a name)")
-	}
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		if n == 0 || n >= 1<<31 {
-			return 0, fmt.Errorf("volume number %d out of range 1..%d", n, uint32(1<<31-1))
-		}
-		return core.VolumeID(n), nil
-	}
-	if len(s) > 64 {
-		return 0, fmt.Errorf("volume name %q longer than 64 bytes", s)
-	}
-	h := fnv.New32a()
-	h.Write([]byte(s))
-	return core.VolumeID(h.Sum32() | 1<<31), nil
-}
+// volumeID maps a volume argument (a number or a name) to its id.
+func volumeID(s string) (core.VolumeID, error) { return netio.VolumeIDOf(s) }
 
 // clusterFlags are the flags every command that talks to a cluster shares.
 type clusterFlags struct {

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cairnstore/cairn/core"
 	"github.com/cairnstore/cairn/netio"
@@ -62,6 +65,28 @@ func nodeMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if c.admin != "off" {
+		book := map[core.Addr]string{}
+		for _, p := range c.peers {
+			book[p.id] = p.addr
+		}
+		cl, err := netio.NewClient(ctx, netio.ClientConfig{ID: 0x7000_0000 + c.id, Session: uint64(time.Now().UnixNano()),
+			Authorities: c.authorities, Peers: book, Log: log})
+		if err != nil {
+			log.Error("cannot start the admin API's client", "err", err)
+			return 1
+		}
+		defer cl.Close()
+		l, err := net.Listen("tcp", c.admin)
+		if err != nil {
+			log.Error("cannot listen for the admin API", "addr", c.admin, "err", err)
+			return 1
+		}
+		hs := &http.Server{Handler: netio.NewAdmin(r, cl), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(l) }()
+		defer hs.Close()
+		log.Info("admin API", "addr", l.Addr().String(), "metrics", "http://"+l.Addr().String()+"/metrics")
+	}
 	if err := r.Run(ctx); err != nil {
 		log.Error("node failed", "err", err)
 		return 1

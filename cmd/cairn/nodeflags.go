@@ -17,6 +17,7 @@ type nodeConfig struct {
 	id          core.Addr
 	zone        uint32
 	listen      string
+	admin       string // the HTTP admin API (JSON, /metrics, /healthz)
 	dataDir     string
 	peers       []peer // every storage node, this one included
 	authorities []core.Addr
@@ -126,6 +127,7 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.StringVar(&idS, "id", envDefault("CAIRN_ID", ""), "this node's `ID` (1-998; env CAIRN_ID)")
 	fs.StringVar(&zoneS, "zone", envDefault("CAIRN_ZONE", ""), "this node's availability `ZONE` number (env CAIRN_ZONE; default: its zone in --peers)")
 	fs.StringVar(&c.listen, "listen", envDefault("CAIRN_LISTEN", ""), "`HOST:PORT` for peers and clients (env CAIRN_LISTEN; default: its address in --peers)")
+	fs.StringVar(&c.admin, "admin", envDefault("CAIRN_ADMIN", ""), "`HOST:PORT` of the HTTP admin API, /metrics and /healthz (env CAIRN_ADMIN; default: the listen host, port + 1000; \"off\" disables it)")
 	fs.StringVar(&c.dataDir, "data-dir", envDefault("CAIRN_DATA_DIR", ""), "`DIR` holding this node's journal and blocks (env CAIRN_DATA_DIR)")
 	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
 	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
@@ -162,6 +164,19 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {
 		return nil, fmt.Errorf("--listen %q: %v", c.listen, err)
+	}
+	if c.admin == "" {
+		host, port, _ := net.SplitHostPort(c.listen)
+		p, err := strconv.Atoi(port)
+		if err != nil || p+1000 > 65535 {
+			return nil, fmt.Errorf("--admin: cannot derive it from --listen %q; give it", c.listen)
+		}
+		c.admin = net.JoinHostPort(host, strconv.Itoa(p+1000))
+	}
+	if c.admin != "off" {
+		if _, _, err := net.SplitHostPort(c.admin); err != nil {
+			return nil, fmt.Errorf("--admin %q: %v", c.admin, err)
+		}
 	}
 	if c.dataDir == "" {
 		return nil, fmt.Errorf("--data-dir is required: the directory holding this node's journal and blocks")

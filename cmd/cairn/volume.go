@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/netio"
 )
 
 const volumeUsage = `Usage:
@@ -24,29 +24,8 @@ provisioned performance (see DESIGN 2.9).
 Flags:
 `
 
-// parseSize reads 1G, 512M, 4096K or a byte count; it must be a positive multiple of 4 KiB.
-func parseSize(s string) (uint64, error) {
-	mult := uint64(1)
-	t := strings.ToUpper(strings.TrimSpace(s))
-	for suf, m := range map[string]uint64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40} { // order-independent: one suffix matches
-		if strings.HasSuffix(t, suf) || strings.HasSuffix(t, suf+"IB") {
-			t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), suf)
-			mult = m
-		}
-	}
-	n, err := strconv.ParseUint(t, 10, 64)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("size %q: want a positive size like 1G, 512M or 4096K", s)
-	}
-	if n > (1<<50)/mult {
-		return 0, fmt.Errorf("size %q is too large (at most 1 PiB)", s)
-	}
-	b := n * mult
-	if b%core.BlockSize != 0 {
-		return 0, fmt.Errorf("size %q is not a multiple of 4 KiB", s)
-	}
-	return b, nil
-}
+// parseSize reads a volume size (see netio.ParseSize).
+func parseSize(s string) (uint64, error) { return netio.ParseSize(s) }
 
 func volumeMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
