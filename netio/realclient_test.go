@@ -47,6 +47,7 @@ func TestRealClientsOnCluster(t *testing.T) {
 	needTool(t, "qemu-io", "qemu-utils")
 	needTool(t, "nbdinfo", "libnbd-bin")
 	needTool(t, "nbdcopy", "libnbd-bin")
+	needTool(t, "fio", "fio")
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -122,5 +123,11 @@ func TestRealClientsOnCluster(t *testing.T) {
 	}
 	if !bytes.Equal(got[:len(img)], img) {
 		t.Fatal("nbdcopy: the image read back differs from the one written")
+	}
+	// fio with its nbd engine: random 4 KiB writes at QD 32, verified with crc32c.
+	out = tool(t, "fio", "--name=cairn", "--ioengine=nbd", "--uri="+uri, "--rw=randwrite", "--bs=4k", "--iodepth=32",
+		"--size=16m", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--output-format=terse", "--terse-version=3")
+	if f := strings.Split(strings.TrimSpace(out), ";"); len(f) < 5 || f[4] != "0" {
+		t.Fatalf("fio reported errors (terse field 5 is the error count):\n%s", out)
 	}
 }
