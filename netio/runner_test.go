@@ -225,3 +225,52 @@ func TestVolumeBackend(t *testing.T) {
 		t.Fatal("a read past the end succeeded")
 	}
 }
+
+// The attach path follows a failover: the primary's process stops, a secondary takes
+// over after the health check, and reads and writes through the same client go on.
+func TestVolumeFollowsFailover(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := NewClient(ctx, ClientConfig{ID: 1004, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
+		OpTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var rep *core.AuthReply
+	for range 100 {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		rep, err = cl.Admin(actx, core.AuthRequest{Op: core.OpCreateVolume, Vol: 4, Blocks: 64, RF: 3})
+		acancel()
+		if err == nil {
+			break
+		}
+	}
+	if err != nil || rep.Status != core.StatusOK {
+		t.Fatalf("create: %v %+v", err, rep)
+	}
+	v := NewVolume(cl, 4, 64)
+	before := bytes.Repeat([]byte{0x42}, 8*core.BlockSize)
+	if err := v.WriteAt(ctx, before, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	old := rep.Config.Primary
+	tc.stop(t, int(old)-1) // the primary goes away
+	after := bytes.Repeat([]byte{0x43}, 8*core.BlockSize)
+	start := time.Now()
+	if err := v.WriteAt(ctx, after, 8*core.BlockSize, true); err != nil {
+		t.Fatalf("write after the primary stopped: %v", err)
+	}
+	t.Logf("first write after the primary stopped completed in %v", time.Since(start))
+	got := make([]byte, 16*core.BlockSize)
+	if err := v.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, append(before, after...)) {
+		t.Fatalf("read after failover: %v", err)
+	}
+	actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+	defer acancel()
+	now, err := cl.Admin(actx, core.AuthRequest{Op: core.OpGetConfig, Vol: 4})
+	if err != nil || now.Config.Primary == old {
+		t.Fatalf("no failover: %v %+v", err, now)
+	}
+}
