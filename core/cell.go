@@ -146,7 +146,7 @@ func (c *cell) maybeJoin() {
 	}
 	c.lastJoin = n.now
 	n.authReqID++
-	n.send(n.authGuess.to(), &AuthRequest{Op: OpJoinCell, ReqID: n.authReqID, Node: n.p.Self, Member: c.id})
+	n.send(n.authGuess.To(), &AuthRequest{Op: OpJoinCell, ReqID: n.authReqID, Node: n.p.Self, Member: c.id})
 }
 
 // join, on the leader: one step of replacing the requester's old identity with its new

@@ -56,7 +56,7 @@ type Client struct {
 	configs map[VolumeID]Config
 	asking  map[VolumeID]int64
 	authReq uint64
-	guess   leaderGuess
+	guess   LeaderGuess
 	out     []Envelope
 	done    []Completion
 }
@@ -66,7 +66,7 @@ func NewClient(p ClientParams) *Client {
 	if p.MaxInFlight <= 0 || p.MaxInFlight > dedupPerClient {
 		p.MaxInFlight = dedupPerClient
 	}
-	return &Client{p: p, configs: map[VolumeID]Config{}, asking: map[VolumeID]int64{}, guess: newLeaderGuess(p.Authorities)}
+	return &Client{p: p, configs: map[VolumeID]Config{}, asking: map[VolumeID]int64{}, guess: NewLeaderGuess(p.Authorities)}
 }
 
 // InFlight is the number of unfinished operations.
@@ -161,7 +161,7 @@ func (c *Client) askAuthority(vol VolumeID) {
 	}
 	c.asking[vol] = c.now
 	c.authReq++
-	c.out = append(c.out, Envelope{To: c.guess.to(), Msg: &AuthRequest{Op: OpGetConfig, ReqID: c.authReq, Vol: vol}})
+	c.out = append(c.out, Envelope{To: c.guess.To(), Msg: &AuthRequest{Op: OpGetConfig, ReqID: c.authReq, Vol: vol}})
 }
 
 func (c *Client) learn(cfg Config) bool {
@@ -194,11 +194,11 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 	switch m := m.(type) {
 	case *AuthReply:
 		if m.Status == StatusNotLeader {
-			c.guess.redirected(m.Leader)
+			c.guess.Redirected(m.Leader)
 			delete(c.asking, m.Config.Volume) // ask the member named, at the next attempt
 			return
 		}
-		c.guess.heard(from)
+		c.guess.Heard(from)
 		if m.Status == StatusOK && m.Config.Volume != 0 {
 			c.learn(m.Config)
 			c.resendWaiting(m.Config.Volume)

@@ -47,7 +47,7 @@ type Node struct {
 	checkpointing   bool
 	restartHold     int64 // no promotion before this local time (promises made before a crash)
 	authReqID       uint64
-	authGuess       leaderGuess // where authority requests go
+	authGuess       LeaderGuess // where authority requests go
 	cellDisk        cellDisk    // the cell's Raft state while the journal is replayed
 	raftRand        *Rand
 	tickCount       uint64
@@ -69,7 +69,7 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
 	}
-	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, global: g, authGuess: newLeaderGuess(p.Authorities)}
+	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, global: g, authGuess: NewLeaderGuess(p.Authorities)}
 	if slices.Contains(p.Authorities, p.Self) {
 		n.auth = newAuthority(n)
 		n.raftRand = NewRand(rng.Uint64()) // election jitter: its own stream of the node's seed
@@ -278,17 +278,17 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 	case *Probe:
 		n.send(from, &ProbeAck{Vol: m.Vol, Nonce: m.Nonce})
 	case *HealthResult:
-		n.authGuess.heard(from)
+		n.authGuess.Heard(from)
 		n.onHealthResult(m)
 	case *ConfigPush:
 		n.learnConfig(m.Config)
 		n.send(from, &ConfigPushAck{Vol: m.Config.Volume, Epoch: m.Config.Epoch})
 	case *AuthReply:
 		if m.Status == StatusNotLeader {
-			n.authGuess.redirected(m.Leader)
+			n.authGuess.Redirected(m.Leader)
 			return // the request is resent (retransmission) to the member named
 		}
-		n.authGuess.heard(from)
+		n.authGuess.Heard(from)
 		n.onAuthReply(m)
 	case *RepairRequest:
 		n.onRepairRequest(from, m)

@@ -439,7 +439,7 @@ func (n *Node) askConfig(v *volume) {
 		v.prim.lastConfigAsk = n.now
 	}
 	n.authReqID++
-	n.send(n.authGuess.to(), &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
+	n.send(n.authGuess.To(), &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
 }
 
 func (n *Node) primaryTick(v *volume) {
@@ -526,7 +526,7 @@ func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
 		return // sent once the intent is journaled (the retransmit path)
 	}
 	p.authSent = n.now
-	n.send(n.authGuess.to(), &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
+	n.send(n.authGuess.To(), &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
 }
 
 func (n *Node) onAuthReply(r *AuthReply) {

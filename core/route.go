@@ -2,10 +2,10 @@ package core
 
 import "slices"
 
-// leaderGuess is how a node or a client finds the authority cell's leader: it sends to
+// LeaderGuess is how a node or a client finds the authority cell's leader: it sends to
 // the member it believes leads, follows a NotLeader reply's hint, and moves on to the
 // next member after a few requests went unanswered.
-type leaderGuess struct {
+type LeaderGuess struct {
 	members []Addr // sorted
 	leader  Addr
 	misses  int
@@ -14,17 +14,18 @@ type leaderGuess struct {
 // maxMisses: unanswered requests before trying the next member.
 const maxMisses = 3
 
-func newLeaderGuess(members []Addr) leaderGuess {
+// NewLeaderGuess starts guessing with the lowest member.
+func NewLeaderGuess(members []Addr) LeaderGuess {
 	m := slices.Clone(members)
 	slices.Sort(m)
 	if len(m) == 0 {
-		return leaderGuess{}
+		return LeaderGuess{}
 	}
-	return leaderGuess{members: m, leader: m[0]}
+	return LeaderGuess{members: m, leader: m[0]}
 }
 
-// to returns the member to send the next request to.
-func (g *leaderGuess) to() Addr {
+// To returns the member to send the next request to.
+func (g *LeaderGuess) To() Addr {
 	if len(g.members) == 0 {
 		return 0
 	}
@@ -37,16 +38,16 @@ func (g *leaderGuess) to() Addr {
 	return g.leader
 }
 
-// heard records an answer from a member that leads.
-func (g *leaderGuess) heard(from Addr) {
+// Heard records an answer from a member that leads.
+func (g *LeaderGuess) Heard(from Addr) {
 	if _, ok := slices.BinarySearch(g.members, from); ok {
 		g.leader, g.misses = from, 0
 	}
 }
 
-// redirected records a NotLeader answer: try the member it names, or, if it knows no
+// Redirected records a NotLeader answer: try the member it names, or, if it knows no
 // leader, the next member at once.
-func (g *leaderGuess) redirected(hint Addr) {
+func (g *LeaderGuess) Redirected(hint Addr) {
 	if _, ok := slices.BinarySearch(g.members, hint); ok {
 		g.leader, g.misses = hint, 0
 		return

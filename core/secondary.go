@@ -169,7 +169,7 @@ func (n *Node) requestPromotion(v *volume) {
 	from := v.cfg.Epoch
 	send := func() {
 		n.authReqID++
-		n.send(n.authGuess.to(), &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: from, Node: n.p.Self})
+		n.send(n.authGuess.To(), &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: from, Node: n.p.Self})
 	}
 	if v.promoteFrom == from && v.promoteDurable {
 		send()
@@ -207,5 +207,5 @@ func (n *Node) secondaryTick(v *volume) {
 		return
 	}
 	v.healthPending, v.healthSent = true, n.now
-	n.send(n.authGuess.to(), &HealthCheck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch})
+	n.send(n.authGuess.To(), &HealthCheck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch})
 }

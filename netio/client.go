@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -16,11 +15,10 @@ import (
 // real clock: one goroutine owns the library; Read, Write, Flush and Admin block until
 // their operation completes or ctx ends. Safe for concurrent use.
 type Client struct {
-	tr      *Transport
-	authors []core.Addr
-	log     *slog.Logger
-	start   time.Time
-	base    int64
+	tr    *Transport
+	log   *slog.Logger
+	start time.Time
+	base  int64
 
 	reqs  chan func()
 	inbox chan inMsg
@@ -32,9 +30,8 @@ type Client struct {
 	waiting map[uint64]chan core.Completion
 	admin   map[uint64]chan *core.AuthReply
 	nextID  uint64
-	leader  core.Addr
-	backlog []func() // operations waiting for the library's in-flight bound (FIFO, bounded by callers)
-	silent  int      // admin resends without any answer from the member asked
+	guess   core.LeaderGuess // where admin requests go
+	backlog []func()         // operations waiting for the library's in-flight bound (FIFO, bounded by callers)
 }
 
 // ClientConfig configures a Client.
@@ -62,10 +59,10 @@ func NewClient(ctx context.Context, cc ClientConfig) (*Client, error) {
 	if cc.OpTimeout > 0 {
 		p.OpTimeout = int64(cc.OpTimeout)
 	}
-	cl := &Client{authors: slices.Clone(cc.Authorities), log: cc.Log, start: time.Now(), base: time.Now().UnixNano(),
+	cl := &Client{log: cc.Log, start: time.Now(), base: time.Now().UnixNano(),
 		reqs: make(chan func(), 256), inbox: make(chan inMsg, inboxLimit), stop: make(chan struct{}),
 		c: core.NewClient(p), waiting: map[uint64]chan core.Completion{}, admin: map[uint64]chan *core.AuthReply{},
-		nextID: uint64(time.Now().UnixNano()), leader: cc.Authorities[0]}
+		nextID: uint64(time.Now().UnixNano()), guess: core.NewLeaderGuess(cc.Authorities)}
 	tr, err := NewTransport(TransportConfig{Self: cc.ID, Peers: cc.Peers, Log: cc.Log}, func(from core.Addr, m core.Message) {
 		select {
 		case cl.inbox <- inMsg{from, m}:
@@ -111,15 +108,11 @@ func (cl *Client) loop() {
 			if r, ok := m.m.(*core.AuthReply); ok {
 				if ch := cl.admin[r.ReqID]; ch != nil {
 					if r.Status == core.StatusNotLeader {
-						cl.silent = 0
-						if r.Leader != 0 {
-							cl.leader = r.Leader
-						} else {
-							cl.rotate()
-						}
+						cl.guess.Redirected(r.Leader)
 						continue // the admin call resends
 					}
 					delete(cl.admin, r.ReqID)
+					cl.guess.Heard(m.from)
 					ch <- r
 					continue
 				}
@@ -130,11 +123,6 @@ func (cl *Client) loop() {
 		}
 		cl.flush()
 	}
-}
-
-func (cl *Client) rotate() {
-	i := slices.Index(cl.authors, cl.leader)
-	cl.leader = cl.authors[(i+1)%len(cl.authors)]
 }
 
 func (cl *Client) flush() {
@@ -219,7 +207,9 @@ func (cl *Client) Admin(ctx context.Context, r core.AuthRequest) (*core.AuthRepl
 	defer t.Stop()
 	for {
 		send := make(chan struct{})
-		cl.reqs <- func() { cl.tr.Send(cl.leader, &r); close(send) }
+		// To moves on to the next member after three sends without any answer (a NotLeader
+		// answer names the leader, or moves on at once when it knows none).
+		cl.reqs <- func() { cl.tr.Send(cl.guess.To(), &r); close(send) }
 		<-send
 		select {
 		case rep := <-ch:
@@ -228,13 +218,6 @@ func (cl *Client) Admin(ctx context.Context, r core.AuthRequest) (*core.AuthRepl
 			cl.reqs <- func() { delete(cl.admin, r.ReqID) }
 			return nil, ctx.Err()
 		case <-t.C:
-			cl.reqs <- func() {
-				// A member that answers (even NotLeader) is alive: only silence moves on.
-				if cl.silent++; cl.silent >= 3 {
-					cl.silent = 0
-					cl.rotate()
-				}
-			}
 		}
 	}
 }

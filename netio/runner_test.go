@@ -33,10 +33,10 @@ func freePorts(t *testing.T, n int) []string {
 }
 
 type testCluster struct {
-	peers  map[core.Addr]string
-	infos  []core.NodeInfo
-	auth   []core.Addr
-	dirs   []string
+	peers   map[core.Addr]string
+	infos   []core.NodeInfo
+	auth    []core.Addr
+	dirs    []string
 	cancel  []context.CancelFunc
 	errs    []chan error
 	runners []*Runner
