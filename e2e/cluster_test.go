@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the cairn binary built once for the package's tests.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func cairnBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cairn-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "cairn")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "../cmd/cairn").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// proc is one running process with its output in a log file.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func startProc(t *testing.T, name, logPath string, args ...string) *proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p
+}
+
+// signal sends sig and, for SIGKILL and SIGTERM, waits (bounded) for the exit.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL && sig != syscall.SIGTERM {
+		return
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("%s did not exit within 15 s of %v; killed", p.name, sig)
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// cluster is n real `cairn node` processes, node i+1 in zone i%3, on loopback ports.
+type cluster struct {
+	t      *testing.T
+	bin    string
+	dir    string
+	peers  string
+	listen []string
+	admin  []string
+	nodes  []*proc
+}
+
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return out
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: cairnBinary(t), dir: t.TempDir(), nodes: make([]*proc, n)}
+	ports := freePorts(t, 2*n)
+	var ps []string
+	for i := range n {
+		c.listen = append(c.listen, ports[i])
+		c.admin = append(c.admin, ports[n+i])
+		ps = append(ps, fmt.Sprintf("%d=%d@%s", i+1, i%3, ports[i]))
+	}
+	c.peers = strings.Join(ps, ",")
+	t.Cleanup(func() {
+		for _, p := range c.nodes {
+			if p != nil {
+				p.signal(t, syscall.SIGKILL)
+			}
+		}
+		if t.Failed() {
+			for _, p := range c.nodes {
+				if p != nil {
+					t.Logf("--- %s log (tail) ---\n%s", p.name, p.tail())
+				}
+			}
+		}
+	})
+	for i := range n {
+		c.start(i)
+	}
+	for i := range n {
+		c.waitHealthy(i)
+	}
+	return c
+}
+
+// start runs node i+1 from its data directory (a restart reuses it).
+func (c *cluster) start(i int) {
+	c.t.Helper()
+	name := fmt.Sprintf("node%d", i+1)
+	c.nodes[i] = startProc(c.t, name, filepath.Join(c.dir, name+".log"), c.bin, "node",
+		"--id", fmt.Sprint(i+1), "--peers", c.peers, "--data-dir", filepath.Join(c.dir, name),
+		"--admin", c.admin[i], "--log-level", "info")
+}
+
+func (c *cluster) waitHealthy(i int) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.nodes[i].exited() {
+			c.t.Fatalf("node%d exited: %v\n%s", i+1, c.nodes[i].err, c.nodes[i].tail())
+		}
+		resp, err := http.Get("http://" + c.admin[i] + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("node%d not healthy within 20 s\n%s", i+1, c.nodes[i].tail())
+}
+
+// volumeJSON is the part of the admin API's volume answer the tests read.
+type volumeJSON struct {
+	Name    string   `json:"name"`
+	Epoch   uint64   `json:"epoch"`
+	Primary uint32   `json:"primary"`
+	InSync  []uint32 `json:"in_sync"`
+}
+
+// api calls the admin API of any live node, retrying 503s (no authority leader yet)
+// for up to 30 s. It returns the status code and body of the first other answer.
+func (c *cluster) api(method, path string, body any) (int, []byte) {
+	c.t.Helper()
+	var data []byte
+	if body != nil {
+		data, _ = json.Marshal(body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for attempt := 0; time.Now().Before(deadline); attempt++ {
+		i := attempt % len(c.nodes)
+		if c.nodes[i].exited() {
+			continue
+		}
+		req, _ := http.NewRequest(method, "http://"+c.admin[i]+path, bytes.NewReader(data))
+		cl := &http.Client{Timeout: 15 * time.Second}
+		resp, err := cl.Do(req)
+		if err != nil {
+			last = err.Error()
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return resp.StatusCode, b
+		}
+		last = string(b)
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("%s %s: no answer within 30 s: %s", method, path, last)
+	return 0, nil
+}
+
+func (c *cluster) createVolume(name, size string, rf int) volumeJSON {
+	c.t.Helper()
+	code, b := c.api("POST", "/v1/volumes", map[string]any{"name": name, "size": size, "rf": rf})
+	if code != http.StatusCreated {
+		c.t.Fatalf("create %s: %d %s", name, code, b)
+	}
+	var v volumeJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		c.t.Fatal(err)
+	}
+	return v
+}
+
+func (c *cluster) volume(name string) volumeJSON {
+	c.t.Helper()
+	code, b := c.api("GET", "/v1/volumes/"+name, nil)
+	if code != http.StatusOK {
+		c.t.Fatalf("show %s: %d %s", name, code, b)
+	}
+	var v volumeJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		c.t.Fatal(err)
+	}
+	return v
+}
+
+// attach runs `cairn attach` for the volume and returns its NBD URI once it serves.
+func (c *cluster) attach(name string, extra ...string) (string, *proc) {
+	c.t.Helper()
+	addr := freePorts(c.t, 1)[0]
+	args := append([]string{c.bin, "attach", name, "--peers", c.peers, "--nbd", addr}, extra...)
+	p := startProc(c.t, "attach-"+name, filepath.Join(c.dir, "attach-"+name+".log"), args...)
+	c.t.Cleanup(func() { p.signal(c.t, syscall.SIGTERM) })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			c.t.Fatalf("attach exited: %v\n%s", p.err, p.tail())
+		}
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			return "nbd://" + addr + "/" + name, p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("attach did not listen within 30 s\n%s", p.tail())
+	return "", nil
+}
