@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cairnstore/cairn/core"
 )
@@ -19,6 +20,20 @@ type Volume struct {
 	vol    core.VolumeID
 	blocks uint64
 	rmw    sync.Mutex // partial-block writes
+
+	// Timeout bounds one request, all its chunks together: while the volume has no
+	// primary (or none answers) the request fails after this long, and NBD answers EIO
+	// instead of leaving the connection hanging. Zero leaves only the client's
+	// per-operation timeout, which bounds each chunk.
+	Timeout time.Duration
+}
+
+// bound applies Timeout to one request.
+func (v *Volume) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if v.Timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, v.Timeout)
 }
 
 // maxChunkBlocks bounds one core request (1 MiB).
@@ -44,6 +59,8 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off uint64) error {
 	if err := v.check(off, uint64(len(p))); err != nil {
 		return err
 	}
+	ctx, cancel := v.bound(ctx)
+	defer cancel()
 	for len(p) > 0 {
 		first := off / core.BlockSize
 		skip := off % core.BlockSize
@@ -64,6 +81,8 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off uint64, fua bool) er
 	if err := v.check(off, uint64(len(p))); err != nil {
 		return err
 	}
+	ctx, cancel := v.bound(ctx)
+	defer cancel()
 	for len(p) > 0 {
 		first := off / core.BlockSize
 		skip := off % core.BlockSize
@@ -95,7 +114,11 @@ func (v *Volume) modify(ctx context.Context, first, count, skip uint64, part []b
 }
 
 // Flush returns once every write logged before it is committed.
-func (v *Volume) Flush(ctx context.Context) error { return v.cl.Flush(ctx, v.vol) }
+func (v *Volume) Flush(ctx context.Context) error {
+	ctx, cancel := v.bound(ctx)
+	defer cancel()
+	return v.cl.Flush(ctx, v.vol)
+}
 
 // Trim writes zeros (the volume has no holes; trimmed ranges read as zeros).
 func (v *Volume) Trim(ctx context.Context, off, length uint64, fua bool) error {
@@ -107,6 +130,8 @@ func (v *Volume) WriteZeroes(ctx context.Context, off, length uint64, fua bool) 
 	if err := v.check(off, length); err != nil {
 		return err
 	}
+	ctx, cancel := v.bound(ctx)
+	defer cancel()
 	zero := make([]byte, min(length, maxChunkBlocks*core.BlockSize))
 	for length > 0 {
 		n := min(length, uint64(len(zero)))

@@ -23,6 +23,10 @@ const attachUsage = `Usage:
 Serves a volume to local NBD clients (qemu, qemu-io, nbdinfo, nbdcopy, fio, nbdfuse) and
 follows the volume's failovers. VOLUME is a volume number or a name. Stop with Ctrl-C.
 
+A request waits at most --timeout for the volume (a failover takes about 3 s); after
+that the NBD client gets EIO and the connection stays usable. Out-of-range requests get
+EINVAL at once.
+
 Example:
   cairn attach demo --peers 1=0@127.0.0.1:7001,2=1@127.0.0.1:7002,3=2@127.0.0.1:7003
   qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k' nbd://127.0.0.1:10809/demo
@@ -42,7 +46,7 @@ type clusterFlags struct {
 func (c *clusterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.peers, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
 	fs.StringVar(&c.auth, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members `IDS` (default: the lowest id of each of the first three zones)")
-	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up on one operation after this long")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "give up on one request after this long (attach: the NBD client gets EIO)")
 }
 
 // connect starts a client to the cluster.
@@ -124,6 +128,7 @@ func attachMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	backend := netio.NewVolume(cl, id, rep.Config.Blocks)
+	backend.Timeout = cf.timeout
 	srv, err := nbd.NewServer([]nbd.Export{{Name: vol, Description: fmt.Sprintf("cairn volume %s (%d MiB)", vol, backend.Size()>>20), Backend: backend, MultiConn: true}}, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "cairn attach: %v\n", err)
