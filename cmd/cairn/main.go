@@ -15,6 +15,7 @@ Usage:
   cairn node [flags]    run a storage node (and authority member)
   cairn volume create|show NAME   manage volumes
   cairn attach VOLUME   serve a volume to local NBD clients
+  cairn bench [flags]   measure a volume (or etcd) with random reads and writes
   cairn help            show this help
 
 Run 'cairn sim --help' or 'cairn node --help' for their flags.
@@ -38,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return volumeMain(args[1:], stdout, stderr)
 	case "attach":
 		return attachMain(args[1:], stdout, stderr)
+	case "bench":
+		return benchMain(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
