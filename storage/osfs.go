@@ -184,7 +184,25 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 	return n, osErr("write", f.name, err)
 }
 
-func (f *osFile) Sync() error { return osErr("sync", f.name, f.f.Sync()) }
+// Sync is fdatasync: the data and the metadata needed to read it back (the size), not
+// the timestamps. Every Sync in Cairn is about data; directory entries have SyncDir.
+func (f *osFile) Sync() error {
+	rc, err := f.f.SyscallConn()
+	if err != nil {
+		return osErr("sync", f.name, err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = syscall.Fdatasync(int(fd)); serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return osErr("sync", f.name, err)
+	}
+	return osErr("sync", f.name, serr)
+}
 
 func (f *osFile) Truncate(size int64) error {
 	return osErr("truncate", f.name, f.f.Truncate(size))
