@@ -55,13 +55,17 @@ fuzz:
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: FAILED:$$failed"; exit 1; fi
 
-## nightly: sim with 5000 seeds, 5m per fuzz target, tests with 10000 rapid checks
-##          (all three always run; the target fails if any of them failed)
+## nightly: sim with 5000 seeds, 5m per fuzz target, tests with 10000 rapid checks,
+##          real processes under faults for E2E_DURATION (default 10m)
+##          (all four always run; the target fails if any of them failed)
+E2E_DURATION ?= 10m
 nightly:
 	@failed=""; \
 	$(MAKE) --no-print-directory sim SEEDS=5000 || failed="$$failed sim"; \
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5m || failed="$$failed fuzz"; \
 	$(MAKE) --no-print-directory nightly-test || failed="$$failed test"; \
+	echo "==> real processes under faults for $(E2E_DURATION)"; \
+	E2E_DURATION=$(E2E_DURATION) $(GO) test ./e2e -run TestFaultsRealProcesses -count=1 -timeout 30m -v || failed="$$failed e2e-faults"; \
 	if [ -n "$$failed" ]; then echo "nightly: FAILED:$$failed"; exit 1; fi; \
 	echo "nightly: all passed"
 

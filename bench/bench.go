@@ -225,7 +225,6 @@ func fill(b []byte, rng *rand.Rand) {
 	}
 }
 
-
 // Prefill writes every c.BS slot of c.Span once, QD at a time, reporting progress every
 // 64 MiB or so.
 func Prefill(ctx context.Context, t Target, c Config, progress func(done, total uint64)) error {

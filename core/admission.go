@@ -202,7 +202,8 @@ func (n *Node) Counters(vol VolumeID) (VolumeStats, bool) {
 
 func (n *Node) nodeStats() NodeStats {
 	return NodeStats{Self: n.p.Self, GlobalRate: n.global.Rate(), GlobalTokens: n.global.Tokens(n.now),
-		DiskLatency: n.global.LatencyEWMA(), StorageQueue: len(n.inflight)}
+		DiskLatency: n.global.LatencyEWMA(), StorageQueue: len(n.inflight),
+		SyncPartsSent: n.syncPartsSent, SyncPartsApplied: n.syncPartsApplied, SyncSeriesDone: n.syncSeriesDone}
 }
 
 func (n *Node) volumeStats(v *volume, withLatency bool) (VolumeStats, bool) {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -49,7 +50,12 @@ type authResult struct {
 	key    dedupKey
 	status Status
 	cfg    Config
+	name   string
 }
+
+// maxTombs bounds the tombstones a decoded table may hold (deletions not yet acknowledged
+// by every host; the table is at most the volumes plus these).
+const maxTombs = maxList
 
 // maxAuthDedup bounds the remembered results (oldest forgotten first).
 const maxAuthDedup = 4096
@@ -60,6 +66,7 @@ func (a *authority) encodeTable() []byte {
 	e.u64(uint64(len(a.ids)))
 	for _, id := range a.ids {
 		e.config(a.configs[id])
+		e.str(a.names[id])
 	}
 	vols := make([]VolumeID, 0, len(a.grants))
 	for v := range a.grants { // order-independent: sorted below
@@ -80,16 +87,35 @@ func (a *authority) encodeTable() []byte {
 		e.u64(r.key.reqID)
 		e.u64(uint64(r.status))
 		e.config(&r.cfg)
+		e.str(r.name)
+	}
+	e.u64(uint64(len(a.tombs)))
+	for i := range a.tombs {
+		t := &a.tombs[i]
+		e.u64(uint64(t.vol))
+		e.u64(uint64(t.epoch))
+		e.addrs(t.hosts)
+	}
+	e.u64(uint64(a.floor))
+	e.u64(uint64(len(a.floors)))
+	for _, f := range a.floors {
+		e.u64(uint64(f.vol))
+		e.u64(uint64(f.epoch))
 	}
 	return e.b
 }
 
 func (a *authority) decodeTable(b []byte) error {
 	d := decoder{b: b}
-	n := d.length(maxList, 7)
+	n := d.length(maxList, 8)
 	configs := make([]Config, n)
+	names := make([]string, n)
 	for i := range configs {
 		d.config(&configs[i])
+		names[i] = d.name()
+		if i > 0 && configs[i].Volume <= configs[i-1].Volume && d.err == nil {
+			d.fail("volumes out of order")
+		}
 	}
 	n = d.length(maxList, 3)
 	grants := map[VolumeID]grant{}
@@ -97,13 +123,37 @@ func (a *authority) decodeTable(b []byte) error {
 		v := VolumeID(d.u32())
 		grants[v] = grant{node: Addr(d.u32()), expires: d.i64()}
 	}
-	n = d.length(maxAuthDedup, 10)
+	n = d.length(maxAuthDedup, 11)
 	results := make([]authResult, n)
 	for i := range results {
 		r := &results[i]
 		r.key = dedupKey{from: Addr(d.u32()), reqID: d.u64()}
 		r.status = Status(d.u8())
 		d.config(&r.cfg)
+		r.name = d.name()
+	}
+	n = d.length(maxTombs, 3)
+	tombs := make([]tomb, n)
+	for i := range tombs {
+		t := &tombs[i]
+		t.vol, t.epoch, t.hosts = VolumeID(d.u32()), Epoch(d.u64()), d.addrs()
+		if i > 0 && t.vol <= tombs[i-1].vol && d.err == nil {
+			d.fail("tombstones out of order")
+		}
+	}
+	floor := Epoch(d.u64())
+	n = d.length(maxFloors, 2)
+	floors := make([]idFloor, n)
+	for i := range floors {
+		floors[i] = idFloor{vol: VolumeID(d.u32()), epoch: Epoch(d.u64())}
+		if i > 0 && floors[i].vol <= floors[i-1].vol && d.err == nil {
+			d.fail("floors out of order")
+		}
+	}
+	for i := range tombs {
+		if _, live := slices.BinarySearchFunc(configs, tombs[i].vol, func(c Config, v VolumeID) int { return cmp.Compare(c.Volume, v) }); live && d.err == nil {
+			d.fail("volume %d both live and deleted", tombs[i].vol)
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))
@@ -111,10 +161,11 @@ func (a *authority) decodeTable(b []byte) error {
 	if d.err != nil {
 		return fmt.Errorf("%w: authority table: %v", ErrDecode, d.err)
 	}
-	a.configs, a.ids = map[VolumeID]*Config{}, nil
-	for _, c := range configs {
+	a.configs, a.ids, a.names = map[VolumeID]*Config{}, nil, map[VolumeID]string{}
+	for i, c := range configs {
 		a.set(c)
+		a.setName(c.Volume, names[i])
 	}
-	a.grants, a.results = grants, results
+	a.grants, a.results, a.tombs, a.floor, a.floors = grants, results, tombs, floor, floors
 	return nil
 }

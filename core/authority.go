@@ -1,6 +1,8 @@
 package core
 
 import (
+	"cmp"
+	"fmt"
 	"slices"
 )
 
@@ -8,18 +10,42 @@ import (
 // volume's configuration, hosting grants, the results of recent requests) changes only
 // by applying the cell's log (apply), so every member holds the same table at the same
 // log index. The leader alone answers requests, probes primaries for health checks and
-// pushes new configurations to their hosts; those parts are volatile.
+// pushes new configurations (and deletions) to their hosts; those parts are volatile.
 type authority struct {
 	n       *Node
 	cell    *cell
 	configs map[VolumeID]*Config
-	ids     []VolumeID // sorted
+	names   map[VolumeID]string // stored names (absent: a numbered volume)
+	ids     []VolumeID          // sorted
 	grants  map[VolumeID]grant
 	results []authResult // recent request results, oldest first (deduplication)
+	// tombs: deleted volumes some host has not yet acknowledged forgetting, sorted by
+	// volume. A volume is in configs or in tombs, never both: a deleted id cannot be
+	// created again until every host that held it has acknowledged its deletion.
+	tombs []tomb
+	// floors: per deleted volume id, the highest tombstone epoch issued for it (sorted by
+	// volume). A new volume with that id starts above it, so a host's tombstone of the
+	// earlier volume never hides the new one; an id never deleted starts at epoch 1. At
+	// most maxFloors ids are kept; floor is the highest epoch of those evicted, and bounds
+	// every new volume from below once any was.
+	floors []idFloor
+	floor  Epoch
 
-	probes []probe
-	nonce  uint64
-	pushes []push
+	probes   []probe
+	nonce    uint64
+	pushes   []push
+	forgetAt map[VolumeID]int64 // leader: when it last proposed forgetting a tombstone
+}
+
+// tomb is a deleted volume: its final epoch + 1 and the hosts that held it.
+type tomb struct {
+	vol   VolumeID
+	epoch Epoch
+	hosts []Addr
+}
+
+func (t *tomb) config() Config {
+	return Config{Volume: t.vol, Epoch: t.epoch, Replicas: slices.Clone(t.hosts)}
 }
 
 type probe struct {
@@ -34,6 +60,7 @@ type push struct {
 	vol      VolumeID
 	to       Addr
 	epoch    Epoch
+	deleted  bool // a tombstone push
 	lastSent int64
 }
 
@@ -48,7 +75,8 @@ const (
 )
 
 func newAuthority(n *Node) *authority {
-	return &authority{n: n, configs: map[VolumeID]*Config{}, grants: map[VolumeID]grant{}}
+	return &authority{n: n, configs: map[VolumeID]*Config{}, names: map[VolumeID]string{}, grants: map[VolumeID]grant{},
+		forgetAt: map[VolumeID]int64{}}
 }
 
 func (a *authority) set(c Config) {
@@ -60,12 +88,76 @@ func (a *authority) set(c Config) {
 	a.configs[c.Volume] = &cc
 }
 
+func (a *authority) setName(vol VolumeID, name string) {
+	if name == "" {
+		delete(a.names, vol)
+	} else {
+		a.names[vol] = name
+	}
+}
+
 func (a *authority) remove(vol VolumeID) {
 	if i, ok := slices.BinarySearch(a.ids, vol); ok {
 		a.ids = slices.Delete(a.ids, i, i+1)
 	}
 	delete(a.configs, vol)
+	delete(a.names, vol)
 	delete(a.grants, vol)
+}
+
+func (a *authority) tombIndex(vol VolumeID) (int, bool) {
+	return slices.BinarySearchFunc(a.tombs, vol, func(t tomb, v VolumeID) int { return cmp.Compare(t.vol, v) })
+}
+
+func (a *authority) tomb(vol VolumeID) *tomb {
+	if i, ok := a.tombIndex(vol); ok {
+		return &a.tombs[i]
+	}
+	return nil
+}
+
+func (a *authority) addTomb(t tomb) {
+	i, ok := a.tombIndex(t.vol)
+	if ok {
+		a.tombs[i] = t
+	} else {
+		a.tombs = slices.Insert(a.tombs, i, t)
+	}
+	i, ok = slices.BinarySearchFunc(a.floors, t.vol, func(f idFloor, v VolumeID) int { return cmp.Compare(f.vol, v) })
+	switch {
+	case ok:
+		a.floors[i].epoch = max(a.floors[i].epoch, t.epoch)
+	default:
+		a.floors = slices.Insert(a.floors, i, idFloor{vol: t.vol, epoch: t.epoch})
+		if len(a.floors) > maxFloors { // evict the lowest id; its floor joins the global one
+			a.floor = max(a.floor, a.floors[0].epoch)
+			a.floors = slices.Delete(a.floors, 0, 1)
+		}
+	}
+}
+
+// idFloor is the highest tombstone epoch issued for a volume id.
+type idFloor struct {
+	vol   VolumeID
+	epoch Epoch
+}
+
+// maxFloors bounds the per-id floors the authority remembers.
+const maxFloors = 1 << 16
+
+// firstEpoch is the epoch a new volume with id vol starts at.
+func (a *authority) firstEpoch(vol VolumeID) Epoch {
+	e := a.floor
+	if i, ok := slices.BinarySearchFunc(a.floors, vol, func(f idFloor, v VolumeID) int { return cmp.Compare(f.vol, v) }); ok {
+		e = max(e, a.floors[i].epoch)
+	}
+	return e + 1
+}
+
+func (a *authority) removeTomb(vol VolumeID) {
+	if i, ok := a.tombIndex(vol); ok {
+		a.tombs = slices.Delete(a.tombs, i, i+1)
+	}
 }
 
 // AuthorityConfig returns this member's applied configuration of vol (for drivers and
@@ -92,18 +184,23 @@ func (n *Node) AuthorityStatus() (leader bool, term, applied uint64, ok bool) {
 }
 
 // announce pushes a new configuration to its hosts (leader only; retried until acked).
-func (a *authority) announce(c Config) {
+func (a *authority) announce(c Config) { a.push(c, false) }
+
+// announceTomb tells every host of a deleted volume to forget it (retried until acked).
+func (a *authority) announceTomb(t *tomb) { a.push(t.config(), true) }
+
+func (a *authority) push(c Config, deleted bool) {
 	for _, r := range c.Replicas {
 		found := false
 		for i := range a.pushes {
-			if a.pushes[i].vol == c.Volume && a.pushes[i].to == r {
-				a.pushes[i].epoch, a.pushes[i].lastSent, found = c.Epoch, a.n.now, true
+			if p := &a.pushes[i]; p.vol == c.Volume && p.to == r {
+				p.epoch, p.deleted, p.lastSent, found = c.Epoch, deleted, a.n.now, true
 			}
 		}
 		if !found {
-			a.pushes = append(a.pushes, push{vol: c.Volume, to: r, epoch: c.Epoch, lastSent: a.n.now})
+			a.pushes = append(a.pushes, push{vol: c.Volume, to: r, epoch: c.Epoch, deleted: deleted, lastSent: a.n.now})
 		}
-		a.n.send(r, &ConfigPush{Config: c.Clone()})
+		a.n.send(r, &ConfigPush{Config: c.Clone(), Deleted: deleted})
 	}
 }
 
@@ -113,6 +210,27 @@ func (a *authority) announceAll() {
 	for _, id := range a.ids {
 		a.announce(*a.configs[id])
 	}
+	for i := range a.tombs {
+		a.announceTomb(&a.tombs[i])
+	}
+}
+
+// pushing reports whether a push for vol still waits for an acknowledgement.
+func (a *authority) pushing(vol VolumeID) bool {
+	return slices.ContainsFunc(a.pushes, func(p push) bool { return p.vol == vol })
+}
+
+// forget proposes dropping a tombstone every host acknowledged (leader; retried from tick
+// until applied: a proposal can be lost with the leadership, and then the next leader
+// pushes the tombstone again and proposes anew).
+func (a *authority) forget(t *tomb) {
+	if a.n.now-a.forgetAt[t.vol] < 3*a.n.p.RetransmitTimeout && a.forgetAt[t.vol] != 0 {
+		return
+	}
+	a.forgetAt[t.vol] = a.n.now
+	a.n.authReqID++
+	cmd := &authCmd{from: a.n.p.Self, now: a.n.now, req: AuthRequest{Op: opForgetDeleted, ReqID: a.n.authReqID, Vol: t.vol, FromEpoch: t.epoch}}
+	a.cell.proposeInternal(encodeAuthCmd(cmd))
 }
 
 func (a *authority) step(from Addr, m Message) {
@@ -137,6 +255,9 @@ func (a *authority) step(from Addr, m Message) {
 		for i, p := range a.pushes {
 			if p.vol == m.Vol && p.to == from && m.Epoch >= p.epoch {
 				a.pushes = slices.Delete(a.pushes, i, i+1)
+				if t := a.tomb(p.vol); p.deleted && t != nil && t.epoch == p.epoch && !a.pushing(p.vol) && a.cell.leading() {
+					a.forget(t) // every host forgot the volume
+				}
 				return
 			}
 		}
@@ -155,7 +276,7 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		return
 	}
 	reply := func(st Status, c Config) {
-		a.n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: st, Config: c})
+		a.n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: st, Config: c, Name: a.names[c.Volume]})
 	}
 	switch r.Op {
 	case OpJoinCell:
@@ -170,6 +291,11 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 				reply(StatusNotFound, Config{Volume: vol})
 			}
 		})
+		return
+	case OpListVolumes:
+		op, reqID, after := r.Op, r.ReqID, r.Vol
+		list := func() { a.n.send(from, a.list(op, reqID, after)) }
+		a.cell.read(list)
 		return
 	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS:
 	default:
@@ -190,10 +316,25 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 	}
 }
 
+// list answers one page of OpListVolumes: the volumes with ids above after, in id order.
+func (a *authority) list(op AuthOp, reqID uint64, after VolumeID) *AuthReply {
+	rep := &AuthReply{Op: op, ReqID: reqID, Status: StatusOK}
+	i, found := slices.BinarySearch(a.ids, after)
+	if found {
+		i++
+	}
+	for ; i < len(a.ids) && len(rep.List) < MaxListVolumes; i++ {
+		id := a.ids[i]
+		rep.List = append(rep.List, VolumeEntry{Name: a.names[id], Config: a.configs[id].Clone()})
+	}
+	rep.More = i < len(a.ids)
+	return rep
+}
+
 // place picks a new volume's hosts: RF distinct zones at random, a random node in each;
 // the first is the primary.
 func (a *authority) place(r *AuthRequest) ([]Addr, bool) {
-	if _, err := r.QoS.Normalize(); err != nil || r.Vol == 0 || r.Blocks == 0 || r.RF < 1 || r.RF > 5 {
+	if _, err := r.QoS.Normalize(); err != nil || r.Vol == 0 || r.Blocks == 0 || r.RF < 1 || r.RF > 5 || CheckVolumeName(r.Name) != nil {
 		return nil, false
 	}
 	var zones []uint32
@@ -226,111 +367,151 @@ func (a *authority) place(r *AuthRequest) ([]Addr, bool) {
 
 // apply carries out one committed command on this member's table and returns its result.
 // It depends only on the table and the command, so every member computes the same.
-func (a *authority) apply(c *authCmd) (Status, Config) {
+func (a *authority) apply(c *authCmd) (Status, Config, string) {
 	r := &c.req
 	key := dedupKey{from: c.from, reqID: r.ReqID}
 	for i := range a.results {
 		if a.results[i].key == key {
-			return a.results[i].status, a.results[i].cfg.Clone() // a retry: its first result
+			x := &a.results[i]
+			return x.status, x.cfg.Clone(), x.name // a retry: its first result
 		}
 	}
-	st, cfg, changed, deleted := a.decide(c)
-	if changed {
-		if deleted {
-			a.remove(cfg.Volume)
-		} else {
-			a.set(cfg)
-			a.n.out.Issued = append(a.n.out.Issued, cfg.Clone())
-			if a.cell.leading() {
-				a.announce(cfg)
-			}
+	o := a.decide(c)
+	switch {
+	case o.set:
+		a.set(o.cfg)
+		a.setName(o.cfg.Volume, o.name)
+		a.n.out.Issued = append(a.n.out.Issued, o.cfg.Clone())
+		if a.cell.leading() {
+			a.announce(o.cfg)
 		}
+	case o.deleted:
+		// The tombstone's epoch is above every epoch the volume had: a host takes it over
+		// any configuration of the volume it may still hold.
+		t := tomb{vol: o.cfg.Volume, epoch: o.cfg.Epoch + 1, hosts: slices.Clone(o.cfg.Replicas)}
+		a.remove(t.vol)
+		a.addTomb(t)
+		if a.cell.leading() {
+			a.announceTomb(&t)
+		}
+	case o.forget:
+		a.removeTomb(r.Vol)
+		delete(a.forgetAt, r.Vol)
+	}
+	if a.configs[r.Vol] != nil && a.tomb(r.Vol) != nil {
+		a.n.fatal(fmt.Errorf("core: authority: volume %d is both live and deleted", r.Vol))
 	}
 	if len(a.results) >= maxAuthDedup {
 		a.results = slices.Delete(a.results, 0, 1)
 	}
-	a.results = append(a.results, authResult{key: key, status: st, cfg: cfg.Clone()})
-	return st, cfg
+	a.results = append(a.results, authResult{key: key, status: o.st, cfg: o.cfg.Clone(), name: o.name})
+	return o.st, o.cfg, o.name
+}
+
+// outcome is what a command does to the table.
+type outcome struct {
+	st      Status
+	cfg     Config // the answer's configuration (for a change: the new one)
+	name    string // the volume's name (create, conflict)
+	set     bool   // cfg (and name) replaces the volume's configuration
+	deleted bool   // the volume (cfg) is deleted: a tombstone replaces it
+	forget  bool   // the volume's tombstone is dropped
 }
 
 // decide computes a command's outcome: compare-and-set on the epoch for every change.
-func (a *authority) decide(cmd *authCmd) (st Status, cfg Config, changed, deleted bool) {
+func (a *authority) decide(cmd *authCmd) outcome {
 	r := &cmd.req
 	cur := a.configs[r.Vol]
-	if r.Op == OpCreateVolume {
+	no := func(st Status, c Config) outcome { return outcome{st: st, cfg: c, name: a.names[c.Volume]} }
+	switch r.Op {
+	case OpCreateVolume:
 		if cur != nil {
-			return StatusConflict, cur.Clone(), false, false
+			return no(StatusConflict, cur.Clone())
+		}
+		if a.tomb(r.Vol) != nil {
+			// Deleted, and some host has not yet confirmed it forgot the volume: a new volume
+			// under the same id could meet the old one's state there. Retry later.
+			return no(StatusUnavailable, Config{Volume: r.Vol})
 		}
 		q, err := r.QoS.Normalize()
-		if err != nil || !a.validPlacement(cmd.placement, int(r.RF)) || r.Blocks == 0 {
-			return StatusInvalid, Config{Volume: r.Vol}, false, false
+		if err != nil || !a.validPlacement(cmd.placement, int(r.RF)) || r.Blocks == 0 || CheckVolumeName(r.Name) != nil {
+			return no(StatusInvalid, Config{Volume: r.Vol})
 		}
-		c := Config{Volume: r.Vol, Blocks: r.Blocks, RF: r.RF, Epoch: 1, QoS: q, Primary: cmd.placement[0]}
+		c := Config{Volume: r.Vol, Blocks: r.Blocks, RF: r.RF, Epoch: a.firstEpoch(r.Vol), QoS: q, Primary: cmd.placement[0]}
 		c.Replicas = slices.Clone(cmd.placement)
 		slices.Sort(c.Replicas)
 		c.InSync = slices.Clone(c.Replicas)
-		return StatusOK, c, true, false
+		return outcome{st: StatusOK, cfg: c, name: r.Name, set: true}
+	case opForgetDeleted:
+		if t := a.tomb(r.Vol); t != nil && t.epoch == r.FromEpoch {
+			return outcome{st: StatusOK, cfg: Config{Volume: r.Vol}, forget: true}
+		}
+		return no(StatusNotFound, Config{Volume: r.Vol})
 	}
 	if cur == nil {
-		return StatusNotFound, Config{Volume: r.Vol}, false, false
+		return no(StatusNotFound, Config{Volume: r.Vol})
+	}
+	if (r.Op == OpDeleteVolume || r.Op == OpSetQoS) && r.Name != "" && r.Name != a.names[r.Vol] {
+		// The operator named another volume whose name hashes to this id: not this one.
+		return no(StatusNotFound, Config{Volume: r.Vol})
 	}
 	c := cur.Clone()
 	switch r.Op {
 	case OpDeleteVolume:
-		return StatusOK, c, true, true
+		return outcome{st: StatusOK, cfg: c, name: a.names[r.Vol], deleted: true}
 	case OpRequestHost:
 		g, ok := a.grants[r.Vol]
 		if ok && g.node != r.Node && cmd.now < g.expires {
-			return StatusConflict, c, false, false
+			return no(StatusConflict, c)
 		}
 		if len(c.Replicas) >= int(c.RF) || c.IsReplica(r.Node) || !a.zoneFree(&c, r.Node) {
-			return StatusConflict, c, false, false
+			return no(StatusConflict, c)
 		}
 		a.grants[r.Vol] = grant{node: r.Node, expires: cmd.now + grantLease}
-		return StatusOK, c, false, false
+		return no(StatusOK, c)
 	case OpSetQoS:
 		q, err := r.QoS.Normalize()
 		if err != nil {
-			return StatusInvalid, c, false, false
+			return no(StatusInvalid, c)
 		}
 		if r.FromEpoch != 0 && r.FromEpoch != c.Epoch {
-			return StatusConflict, c, false, false
+			return no(StatusConflict, c)
 		}
 		// A new epoch: the primary applies the limits live, and every replica learns them
 		// (a member promoted later enforces the same figures).
 		c.QoS = q
 		c.Epoch++
-		return StatusOK, c, true, false
+		return outcome{st: StatusOK, cfg: c, name: a.names[r.Vol], set: true}
 	}
 	if r.FromEpoch != c.Epoch {
-		return StatusConflict, c, false, false
+		return no(StatusConflict, c)
 	}
 	switch r.Op {
 	case OpPromote:
 		if !c.IsInSync(r.Node) || r.Node == c.Primary {
-			return StatusConflict, c, false, false
+			return no(StatusConflict, c)
 		}
 		c.InSync = removeSorted(c.InSync, c.Primary)
 		c.Primary = r.Node
 	case OpShrink:
 		if cmd.from != c.Primary || r.Node == c.Primary || !c.IsInSync(r.Node) {
-			return StatusConflict, c, false, false
+			return no(StatusConflict, c)
 		}
 		c.InSync = removeSorted(c.InSync, r.Node)
 	case OpGrow:
 		if cmd.from != c.Primary || !c.IsReplica(r.Node) || c.IsInSync(r.Node) {
-			return StatusConflict, c, false, false
+			return no(StatusConflict, c)
 		}
 		c.InSync = insertSorted(c.InSync, r.Node)
 	default:
-		return StatusInvalid, c, false, false
+		return no(StatusInvalid, c)
 	}
 	c.Epoch++
 	if err := c.check(); err != nil {
 		a.n.fatal(err)
-		return StatusInvalid, cur.Clone(), false, false
+		return no(StatusInvalid, cur.Clone())
 	}
-	return StatusOK, c, true, false
+	return outcome{st: StatusOK, cfg: c, name: a.names[r.Vol], set: true}
 }
 
 // validPlacement: RF known nodes in distinct zones.
@@ -397,6 +578,7 @@ func (a *authority) healthReply(p probe, healthy bool) {
 func (a *authority) tick() {
 	if !a.cell.leading() {
 		a.probes, a.pushes = nil, nil
+		clear(a.forgetAt)
 		return
 	}
 	now := a.n.now
@@ -411,16 +593,38 @@ func (a *authority) tick() {
 	}
 	for i := range a.pushes {
 		p := &a.pushes[i]
-		if now-p.lastSent >= 3*a.n.p.RetransmitTimeout {
-			if c := a.configs[p.vol]; c != nil && c.Epoch == p.epoch {
+		if now-p.lastSent < 3*a.n.p.RetransmitTimeout {
+			continue
+		}
+		if p.deleted {
+			if t := a.tomb(p.vol); t != nil && t.epoch == p.epoch {
 				p.lastSent = now
-				a.n.send(p.to, &ConfigPush{Config: c.Clone()})
+				a.n.send(p.to, &ConfigPush{Config: t.config(), Deleted: true})
 			}
+		} else if c := a.configs[p.vol]; c != nil && c.Epoch == p.epoch {
+			p.lastSent = now
+			a.n.send(p.to, &ConfigPush{Config: c.Clone()})
 		}
 	}
-	// Forget pushes superseded or for deleted volumes.
+	// Forget pushes superseded or for volumes gone from the table.
 	a.pushes = slices.DeleteFunc(a.pushes, func(p push) bool {
+		if p.deleted {
+			t := a.tomb(p.vol)
+			return t == nil || t.epoch != p.epoch
+		}
 		c := a.configs[p.vol]
 		return c == nil || c.Epoch != p.epoch
 	})
+	// Tombstones every host acknowledged (no push left) are dropped through the log.
+	for i := range a.tombs {
+		if t := &a.tombs[i]; !a.pushing(t.vol) {
+			a.forget(t)
+		}
+	}
+}
+
+// AuthorityDeleting reports whether this member's applied table still holds a tombstone
+// for vol: it was deleted and some host has not yet acknowledged forgetting it.
+func (n *Node) AuthorityDeleting(vol VolumeID) bool {
+	return n.auth != nil && n.auth.tomb(vol) != nil
 }

@@ -218,6 +218,13 @@ func (c *cell) propose(data []byte, from Addr, r *AuthRequest) bool {
 	return true
 }
 
+// proposeInternal appends a command of the leader's own (no requester waits for it).
+func (c *cell) proposeInternal(data []byte) {
+	if _, err := c.r.Propose(data); err == nil {
+		c.process()
+	}
+}
+
 // read runs serve once a read index confirmed this member still leads and the table
 // has applied everything committed before the read began (linearizable reads).
 func (c *cell) read(serve func()) {
@@ -305,11 +312,11 @@ func (c *cell) applyEntry(e raft.Entry) {
 		c.a.n.fatal(err) // the leader encoded it: a corrupt log
 		return
 	}
-	st, cfg := c.a.apply(cmd)
+	st, cfg, name := c.a.apply(cmd)
 	if p, ok := c.replies[e.Index]; ok {
 		delete(c.replies, e.Index)
 		if p.req.ReqID == cmd.req.ReqID && p.to == cmd.from {
-			c.a.n.send(p.to, &AuthReply{Op: p.req.Op, ReqID: p.req.ReqID, Status: st, Config: cfg})
+			c.a.n.send(p.to, &AuthReply{Op: p.req.Op, ReqID: p.req.ReqID, Status: st, Config: cfg, Name: name})
 		}
 	}
 }

@@ -69,6 +69,7 @@ func TestCellPartitionedOldLeader(t *testing.T) {
 	c.healLink(old, hAdmin) // the operator still reaches the old leader
 	c.inject(hAdmin, old, &AuthRequest{Op: OpSetQoS, ReqID: 60, Vol: hVol, QoS: QoS{IOPS: 100}})
 	c.inject(hAdmin, old, &AuthRequest{Op: OpGetConfig, ReqID: 61, Vol: hVol})
+	c.inject(hAdmin, old, &AuthRequest{Op: OpListVolumes, ReqID: 63})
 	c.runUntil(5*Second, "a new leader on the majority side", func() bool {
 		l := c.authLeader()
 		return l != 0 && l != old
@@ -79,6 +80,9 @@ func TestCellPartitionedOldLeader(t *testing.T) {
 	}
 	if r := c.adminReply(61); r != nil && r.Status == StatusOK {
 		t.Fatalf("the isolated old leader served a read: %+v", r)
+	}
+	if r := c.adminReply(63); r != nil && r.Status == StatusOK {
+		t.Fatalf("the isolated old leader served a list: %+v", r)
 	}
 	if l, _, _, _ := c.node(old).n.AuthorityStatus(); l {
 		t.Fatal("the isolated old leader still leads after an election timeout without a quorum")

@@ -203,7 +203,8 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 			c.learn(m.Config)
 			c.resendWaiting(m.Config.Volume)
 		}
-		if m.Status == StatusNotFound {
+		if m.Status == StatusNotFound && m.Op == OpGetConfig {
+			delete(c.configs, m.Config.Volume)
 			for i := 0; i < len(c.ops); {
 				if op := c.ops[i]; op.vol == m.Config.Volume {
 					c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: StatusNotFound})
@@ -221,6 +222,11 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 		case StatusOK:
 			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: StatusOK, Data: m.Data, Epoch: m.Epoch, Primary: from})
 		case StatusInvalid, StatusNotFound, StatusIOError:
+			if m.Status == StatusNotFound {
+				// The volume was deleted: a later operation asks the authority afresh (the id
+				// may be created again).
+				delete(c.configs, op.vol)
+			}
 			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: m.Status})
 		case StatusNotPrimary, StatusStaleEpoch:
 			if m.HasConfig && c.learn(m.Config) {
@@ -233,7 +239,14 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 			}
 			c.askAuthority(op.vol)
 			op.sentAt, op.notBefore = 0, c.now+c.p.Backoff
-		default: // Busy, Unavailable
+		case StatusUnavailable:
+			// A primary that cannot serve (its lease lapsed, or it is cut off from its
+			// secondaries) may have been replaced: ask the authority (at most once per
+			// attempt timeout per volume), or a reader would stay with a deposed primary
+			// for as long as it answers (found by the e2e fault test).
+			c.askAuthority(op.vol)
+			op.sentAt, op.notBefore = 0, c.now+c.p.Backoff
+		default: // Busy
 			op.sentAt, op.notBefore = 0, c.now+c.p.Backoff
 		}
 	}

@@ -63,6 +63,7 @@ func (e *encoder) bool(v bool) {
 	}
 }
 func (e *encoder) bytes(v []byte) { e.u64(uint64(len(v))); e.b = append(e.b, v...) }
+func (e *encoder) str(v string)   { e.u64(uint64(len(v))); e.b = append(e.b, v...) }
 func (e *encoder) addrs(v []Addr) {
 	e.u64(uint64(len(v)))
 	for _, a := range v {
@@ -168,6 +169,21 @@ func (d *decoder) bytes() []byte {
 	copy(v, d.b[:n])
 	d.b = d.b[n:]
 	return v
+}
+
+// name reads a volume name: at most MaxVolumeName bytes, checked by CheckVolumeName.
+func (d *decoder) name() string {
+	n := d.length(MaxVolumeName, 1)
+	if d.err != nil || n == 0 {
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	if err := CheckVolumeName(s); err != nil {
+		d.fail("%v", err)
+		return ""
+	}
+	return s
 }
 
 func (d *decoder) addrs() []Addr {
@@ -370,6 +386,12 @@ func (m *ReplicaAck) encode(e *encoder) {
 	e.bool(m.NeedSync)
 	e.u64(uint64(m.CommitKnown))
 	e.u64s(m.Dirty)
+	e.u64(m.DirtyUpto)
+	e.bool(m.Syncing)
+	e.u64(uint64(m.SyncBase))
+	e.u64(m.SyncRound)
+	e.u64(m.SyncCursor)
+	e.u64(uint64(m.SyncStart))
 }
 
 func (m *ReplicaAck) decode(d *decoder) {
@@ -381,6 +403,12 @@ func (m *ReplicaAck) decode(d *decoder) {
 	m.NeedSync = d.bool()
 	m.CommitKnown = LSN(d.u64())
 	m.Dirty = d.u64s()
+	m.DirtyUpto = d.u64()
+	m.Syncing = d.bool()
+	m.SyncBase = LSN(d.u64())
+	m.SyncRound = d.u64()
+	m.SyncCursor = d.u64()
+	m.SyncStart = LSN(d.u64())
 }
 
 func (m *Sync) encode(e *encoder) {
@@ -390,14 +418,10 @@ func (m *Sync) encode(e *encoder) {
 	e.u64(uint64(m.Upto))
 	e.u64(uint64(m.UptoEpoch))
 	e.u64(uint64(m.Commit))
-	e.u64(uint64(len(m.Blocks)))
-	for i := range m.Blocks {
-		b := &m.Blocks[i]
-		e.u64(b.Block)
-		e.u64(uint64(b.LSN))
-		e.bytes(b.Data)
-	}
+	e.blockImages(m.Blocks)
 	e.dedup(m.Dedup)
+	e.u64(uint64(m.ReqBase))
+	e.u64(m.Round)
 }
 
 func (m *Sync) decode(d *decoder) {
@@ -407,20 +431,68 @@ func (m *Sync) decode(d *decoder) {
 	m.Upto = LSN(d.u64())
 	m.UptoEpoch = Epoch(d.u64())
 	m.Commit = LSN(d.u64())
-	n := d.length(maxList, 3)
-	if n > 0 {
-		m.Blocks = make([]BlockImage, n)
-		for i := range m.Blocks {
-			b := &m.Blocks[i]
-			b.Block = d.u64()
-			b.LSN = LSN(d.u64())
-			b.Data = d.bytes()
-			if len(b.Data) != BlockSize && d.err == nil {
-				d.fail("block image of %d bytes", len(b.Data))
-			}
+	m.Blocks = d.blockImages()
+	m.Dedup = d.dedup()
+	m.ReqBase = LSN(d.u64())
+	m.Round = d.u64()
+}
+
+func (m *SyncPart) encode(e *encoder) {
+	e.u64(uint64(m.Vol))
+	e.u64(uint64(m.Epoch))
+	e.u64(uint64(m.ReqBase))
+	e.u64(m.Round)
+	e.u64(m.Cursor)
+	e.u64(uint64(m.Base))
+	e.u64(uint64(m.Start))
+	e.u64(uint64(m.Upto))
+	e.u64(m.Next)
+	e.bool(m.End)
+	e.blockImages(m.Blocks)
+}
+
+func (m *SyncPart) decode(d *decoder) {
+	m.Vol = VolumeID(d.u32())
+	m.Epoch = Epoch(d.u64())
+	m.ReqBase = LSN(d.u64())
+	m.Round = d.u64()
+	m.Cursor = d.u64()
+	m.Base = LSN(d.u64())
+	m.Start = LSN(d.u64())
+	m.Upto = LSN(d.u64())
+	m.Next = d.u64()
+	m.End = d.bool()
+	m.Blocks = d.blockImages()
+}
+
+func (e *encoder) blockImages(v []BlockImage) {
+	e.u64(uint64(len(v)))
+	for i := range v {
+		b := &v[i]
+		e.u64(b.Block)
+		e.u64(uint64(b.LSN))
+		e.bytes(b.Data)
+	}
+}
+
+// blockImages reads a list of whole-block images (each exactly BlockSize bytes; at most
+// MaxDataBytes of data in all, so a hostile frame cannot make the decoder allocate more).
+func (d *decoder) blockImages() []BlockImage {
+	n := d.length(min(maxList, MaxDataBytes/BlockSize), 3+BlockSize)
+	if n == 0 {
+		return nil
+	}
+	v := make([]BlockImage, n)
+	for i := range v {
+		b := &v[i]
+		b.Block = d.u64()
+		b.LSN = LSN(d.u64())
+		b.Data = d.bytes()
+		if len(b.Data) != BlockSize && d.err == nil {
+			d.fail("block image of %d bytes", len(b.Data))
 		}
 	}
-	m.Dedup = d.dedup()
+	return v
 }
 
 func (e *encoder) dedup(v []DedupRec) {
@@ -455,6 +527,7 @@ func (m *AuthRequest) encode(e *encoder) {
 	e.u64(uint64(m.RF))
 	e.qos(&m.QoS)
 	e.u64(m.Member)
+	e.str(m.Name)
 }
 
 func (m *AuthRequest) decode(d *decoder) {
@@ -467,6 +540,7 @@ func (m *AuthRequest) decode(d *decoder) {
 	m.RF = d.u8()
 	d.qos(&m.QoS)
 	m.Member = d.u64()
+	m.Name = d.name()
 }
 
 func (m *ClientFlush) encode(e *encoder) {
@@ -489,6 +563,13 @@ func (m *AuthReply) encode(e *encoder) {
 	e.u64(uint64(m.Status))
 	e.config(&m.Config)
 	e.u64(uint64(m.Leader))
+	e.str(m.Name)
+	e.u64(uint64(len(m.List)))
+	for i := range m.List {
+		e.str(m.List[i].Name)
+		e.config(&m.List[i].Config)
+	}
+	e.bool(m.More)
 }
 
 func (m *AuthReply) decode(d *decoder) {
@@ -497,6 +578,16 @@ func (m *AuthReply) decode(d *decoder) {
 	m.Status = Status(d.u8())
 	d.config(&m.Config)
 	m.Leader = Addr(d.u32())
+	m.Name = d.name()
+	// An entry is at least a name length and a config (8 bytes).
+	if n := d.length(MaxListVolumes, 9); n > 0 {
+		m.List = make([]VolumeEntry, n)
+		for i := range m.List {
+			m.List[i].Name = d.name()
+			d.config(&m.List[i].Config)
+		}
+	}
+	m.More = d.bool()
 }
 
 func (m *HealthCheck) encode(e *encoder) { e.u64(uint64(m.Vol)); e.u64(uint64(m.Epoch)) }
@@ -520,8 +611,8 @@ func (m *HealthResult) decode(d *decoder) {
 	d.config(&m.Config)
 }
 
-func (m *ConfigPush) encode(e *encoder)    { e.config(&m.Config) }
-func (m *ConfigPush) decode(d *decoder)    { d.config(&m.Config) }
+func (m *ConfigPush) encode(e *encoder)    { e.config(&m.Config); e.bool(m.Deleted) }
+func (m *ConfigPush) decode(d *decoder)    { d.config(&m.Config); m.Deleted = d.bool() }
 func (m *ConfigPushAck) encode(e *encoder) { e.u64(uint64(m.Vol)); e.u64(uint64(m.Epoch)) }
 func (m *ConfigPushAck) decode(d *decoder) { m.Vol = VolumeID(d.u32()); m.Epoch = Epoch(d.u64()) }
 

@@ -166,6 +166,11 @@ func codecDrawConfig(t *rapid.T, label string) Config {
 	}
 }
 
+// codecDrawName draws a valid volume name (empty included), up to MaxVolumeName bytes.
+func codecDrawName(t *rapid.T, label string) string {
+	return rapid.StringMatching(`[A-Za-z0-9._-]{0,64}`).Draw(t, label)
+}
+
 func codecDrawQoS(t *rapid.T, label string) QoS {
 	f := func(l string) int64 { return rapid.Int64Range(-(1<<40), 1<<40).Draw(t, label+l) }
 	return QoS{IOPS: f("-iops"), BurstIOPS: f("-burst"), BurstCredits: f("-credits"), MBps: f("-mbps")}
@@ -207,15 +212,30 @@ func codecDrawSync(t *rapid.T, label string) *Sync {
 		UptoEpoch: Epoch(rapid.Uint64().Draw(t, label+"-uptoepoch")),
 		Commit:    LSN(rapid.Uint64().Draw(t, label+"-commit")),
 		Dedup:     codecDrawDedup(t, label+"-dedup"),
+		ReqBase:   LSN(rapid.Uint64().Draw(t, label+"-reqbase")),
+		Round:     rapid.Uint64().Draw(t, label+"-round"),
 	}
+	m.Blocks = codecDrawImages(t, label)
+	return m
+}
+
+func codecDrawImages(t *rapid.T, label string) []BlockImage {
+	var out []BlockImage
 	for i := range rapid.IntRange(0, 3).Draw(t, label+"-nblocks") {
-		m.Blocks = append(m.Blocks, BlockImage{
+		out = append(out, BlockImage{
 			Block: rapid.Uint64().Draw(t, fmt.Sprintf("%s-b%d-block", label, i)),
 			LSN:   LSN(rapid.Uint64().Draw(t, fmt.Sprintf("%s-b%d-lsn", label, i))),
 			Data:  codecDrawBlocks(t, 1, fmt.Sprintf("%s-b%d", label, i)),
 		})
 	}
-	return m
+	return out
+}
+
+func codecDrawSyncPart(t *rapid.T, label string) *SyncPart {
+	u64 := func(l string) uint64 { return rapid.Uint64().Draw(t, label+"-"+l) }
+	return &SyncPart{Vol: VolumeID(rapid.Uint32().Draw(t, label+"-vol")), Epoch: Epoch(u64("epoch")), ReqBase: LSN(u64("reqbase")),
+		Round: u64("round"), Cursor: u64("cursor"), Base: LSN(u64("base")), Start: LSN(u64("start")), Upto: LSN(u64("upto")),
+		Next: u64("next"), End: rapid.Bool().Draw(t, label+"-end"), Blocks: codecDrawImages(t, label)}
 }
 
 // codecDrawMessage draws a message of kind k with arbitrary fields. It fails the test
@@ -250,15 +270,24 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 	case KindReplicaAck:
 		return &ReplicaAck{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch")), Last: LSN(u64("last")),
 			LastEpoch: Epoch(u64("lastepoch")), EchoSentAt: i64("echo"), NeedSync: bl("needsync"),
-			CommitKnown: LSN(u64("commitknown")), Dirty: rapid.SliceOfN(rapid.Uint64(), 0, 8).Draw(t, "dirty")}
+			CommitKnown: LSN(u64("commitknown")), Dirty: rapid.SliceOfN(rapid.Uint64(), 0, 8).Draw(t, "dirty"),
+			DirtyUpto: u64("dirtyupto"), Syncing: bl("syncing"), SyncBase: LSN(u64("syncbase")), SyncRound: u64("syncround"), SyncCursor: u64("synccursor"),
+			SyncStart: LSN(u64("syncstart"))}
 	case KindSync:
 		return codecDrawSync(t, "sync")
+	case KindSyncPart:
+		return codecDrawSyncPart(t, "part")
 	case KindAuthRequest:
 		return &AuthRequest{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Vol: VolumeID(u32("vol")), FromEpoch: Epoch(u64("fromepoch")),
-			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos"), Member: u64("member")}
+			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos"), Member: u64("member"),
+			Name: codecDrawName(t, "name")}
 	case KindAuthReply:
-		return &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config"),
-			Leader: Addr(u32("leader"))}
+		m := &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config"),
+			Leader: Addr(u32("leader")), Name: codecDrawName(t, "name"), More: bl("more")}
+		for i := range rapid.IntRange(0, 4).Draw(t, "nlist") {
+			m.List = append(m.List, VolumeEntry{Name: codecDrawName(t, fmt.Sprint("list-name-", i)), Config: codecDrawConfig(t, fmt.Sprint("list-", i))})
+		}
+		return m
 	case KindHealthCheck:
 		return &HealthCheck{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch"))}
 	case KindProbe:
@@ -269,7 +298,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 		return &HealthResult{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch")), Healthy: bl("healthy"),
 			Config: codecDrawConfig(t, "config")}
 	case KindConfigPush:
-		return &ConfigPush{Config: codecDrawConfig(t, "config")}
+		return &ConfigPush{Config: codecDrawConfig(t, "config"), Deleted: bl("deleted")}
 	case KindConfigPushAck:
 		return &ConfigPushAck{Vol: VolumeID(u32("vol")), Epoch: Epoch(u64("epoch"))}
 	case KindRepairRequest:
@@ -311,10 +340,14 @@ func codecSampleMessages() []Message {
 			Entry: Entry{LSN: 100, Epoch: 4, Client: 1001, Req: 42, Block: 1234, Data: block}},
 		&Heartbeat{Vol: 7, Config: cfg, SentAt: -5, Commit: 100, WantState: true, Credits: 5_399_000},
 		&ReplicaAck{Vol: 7, Epoch: 4, Last: 100, LastEpoch: 4, EchoSentAt: 1 << 50, NeedSync: true, CommitKnown: 90,
-			Dirty: []uint64{3, 1234, 1 << 40}},
+			Dirty: []uint64{3, 1234, 1 << 40}, DirtyUpto: 1 << 41, SyncBase: 90, SyncCursor: 1235, SyncStart: 98},
+		&ReplicaAck{Vol: 7, Epoch: 4, Last: 100, LastEpoch: 4, EchoSentAt: 1 << 50, CommitKnown: 90, Syncing: true},
 		&Sync{Vol: 7, Epoch: 4, From: 90, Upto: 100, UptoEpoch: 4, Commit: 100,
 			Blocks: []BlockImage{{Block: 3, LSN: 95, Data: block}},
-			Dedup:  []DedupRec{{Client: 1001, Req: 41, LSN: 97}, {Client: 1001, Req: 42, LSN: 100}}},
+			Dedup:  []DedupRec{{Client: 1001, Req: 41, LSN: 97}, {Client: 1001, Req: 42, LSN: 100}}, ReqBase: 98, Round: 2},
+		&SyncPart{Vol: 7, Epoch: 4, ReqBase: 90, Round: 0, Cursor: 3, Base: 90, Start: 98, Upto: 100, Next: 1235,
+			Blocks: []BlockImage{{Block: 3, LSN: 95, Data: block}, {Block: 1234, LSN: 91, Data: block}}},
+		&SyncPart{Vol: 7, Epoch: 4, ReqBase: 98, Round: 1, Base: 98, Start: 100, Upto: 100, Next: 1 << 18, End: true},
 		&AuthRequest{Op: OpCreateVolume, ReqID: 5, Vol: 7, Node: 11, Blocks: 1 << 18, RF: 3, QoS: QoS{IOPS: 100, BurstIOPS: 100}},
 		&ClientFlush{Vol: 7, Epoch: 4, Client: 1001, Req: 45},
 		&RaftMsg{M: raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 7,
@@ -322,6 +355,11 @@ func codecSampleMessages() []Message {
 		&RaftMsg{M: raft.Message{Type: raft.MsgSnap, From: 1, To: 3, Term: 3,
 			Snapshot: &raft.Snapshot{Index: 7, Term: 2, Voters: []uint64{1, 2, 3}, Data: []byte("table")}}},
 		&AuthReply{Op: OpPromote, ReqID: 6, Status: StatusConflict, Config: cfg},
+		&AuthReply{Op: OpCreateVolume, ReqID: 5, Status: StatusConflict, Config: cfg, Name: "db-1.a_b"},
+		&AuthReply{Op: OpListVolumes, ReqID: 8, Status: StatusOK, List: []VolumeEntry{{Name: "db", Config: cfg}, {Config: cfg}}, More: true},
+		&AuthRequest{Op: OpCreateVolume, ReqID: 5, Vol: 7, Blocks: 1 << 18, RF: 3, Name: strings.Repeat("n", MaxVolumeName)},
+		&AuthRequest{Op: OpListVolumes, ReqID: 8, Vol: 1 << 31},
+		&ConfigPush{Config: Config{Volume: 7, Epoch: 6, Replicas: []Addr{11, 23, 37}}, Deleted: true},
 		&HealthCheck{Vol: 7, Epoch: 4},
 		&Probe{Vol: 7, Nonce: 77},
 		&ProbeAck{Vol: 7, Nonce: 77},
@@ -581,6 +619,14 @@ func TestDecodeRejectsOversizedLengths(t *testing.T) {
 			e.u64(5)
 			e.b = append(e.b, make([]byte, 14)...)
 		}),
+		"sync part block count above the data limit": codecFrame(KindSyncPart, func(e *encoder) {
+			for range 9 {
+				e.u64(1)
+			}
+			e.bool(false)
+			e.u64(MaxDataBytes/BlockSize + 1)
+			e.b = append(e.b, make([]byte, (MaxDataBytes/BlockSize+1)*(BlockSize+3))...)
+		}),
 		"dedup count beyond the frame": codecFrame(KindSync, func(e *encoder) {
 			for range 6 {
 				e.u64(1)
@@ -721,4 +767,42 @@ func TestDecodeCorruptionProperty(t *testing.T) {
 			t.Fatalf("accepted frame is not canonical after one round trip")
 		}
 	})
+}
+
+// Names travel only when valid: too long, or with a character outside [A-Za-z0-9._-], the
+// decoder refuses them; a list answer holds at most MaxListVolumes entries.
+func TestCodecVolumeNames(t *testing.T) {
+	for _, bad := range []string{strings.Repeat("x", MaxVolumeName+1), "bad name", "a/b", "caf\u00e9", "x\x00"} {
+		if CheckVolumeName(bad) == nil {
+			t.Errorf("CheckVolumeName(%q) accepted", bad)
+		}
+		for _, m := range []Message{&AuthRequest{Op: OpCreateVolume, Name: bad}, &AuthReply{Name: bad},
+			&AuthReply{List: []VolumeEntry{{Name: bad}}}} {
+			if _, err := Decode(Encode(nil, m)); !errors.Is(err, ErrDecode) {
+				t.Errorf("%T with name %q decoded: %v", m, bad, err)
+			}
+		}
+	}
+	for _, good := range []string{"", "db", "A-b_c.9", strings.Repeat("z", MaxVolumeName)} {
+		if err := CheckVolumeName(good); err != nil {
+			t.Errorf("CheckVolumeName(%q): %v", good, err)
+		}
+	}
+	long := &AuthReply{List: make([]VolumeEntry, MaxListVolumes+1)}
+	if _, err := Decode(Encode(nil, long)); !errors.Is(err, ErrDecode) {
+		t.Errorf("a list of %d entries decoded: %v", MaxListVolumes+1, err)
+	}
+	long.List = long.List[:MaxListVolumes]
+	for i := range long.List {
+		long.List[i] = VolumeEntry{Name: strings.Repeat("n", MaxVolumeName), Config: Config{Volume: VolumeID(i + 1<<31), Blocks: 1 << 40,
+			RF: 5, Epoch: 1 << 40, Primary: 1 << 30, InSync: []Addr{1 << 30, 1<<30 + 1}, Replicas: []Addr{1, 2, 3, 4, 5},
+			QoS: QoS{IOPS: 1 << 40, BurstIOPS: 1 << 40, BurstCredits: 1 << 40, MBps: 1 << 40}}}
+	}
+	enc := Encode(nil, long)
+	if _, err := Decode(enc); err != nil {
+		t.Fatalf("a full list page: %v", err)
+	}
+	if len(enc) > 128<<10 {
+		t.Errorf("a full list page of the largest entries is %d bytes, want it far below a frame", len(enc))
+	}
 }

@@ -24,27 +24,37 @@ const (
 )
 
 // memStore is a crashable in-memory Storage: appends and checkpoints become durable when
-// the harness completes them; block writes are volatile until a checkpoint completes.
+// the harness completes them; block writes (and volume deletions) are volatile until a
+// checkpoint completes.
 type memStore struct {
 	snapshot []byte
 	journal  [][]byte
-	durable  map[uint64][]byte // single volume: block -> data as of the last checkpoint
-	volatile map[uint64][]byte // block writes since
+	durable  map[blockKey][]byte // block data as of the last checkpoint
+	volatile map[blockKey][]byte // block writes since (nil: the block was deleted)
 	inflight []StorageOp
 }
 
+type blockKey struct {
+	vol   VolumeID
+	block uint64
+}
+
 func newMemStore() *memStore {
-	return &memStore{durable: map[uint64][]byte{}, volatile: map[uint64][]byte{}}
+	return &memStore{durable: map[blockKey][]byte{}, volatile: map[blockKey][]byte{}}
 }
 
 func (s *memStore) Load() ([]byte, [][]byte, error) { return s.snapshot, s.journal, nil }
 
-func (s *memStore) ReadBlocks(_ VolumeID, block uint64, buf []byte) error {
+func (s *memStore) ReadBlocks(vol VolumeID, block uint64, buf []byte) error {
 	for i := 0; i*BlockSize < len(buf); i++ {
 		dst := buf[i*BlockSize : (i+1)*BlockSize]
-		if b, ok := s.volatile[block+uint64(i)]; ok {
+		k := blockKey{vol, block + uint64(i)}
+		if b, ok := s.volatile[k]; ok {
 			copy(dst, b)
-		} else if b, ok := s.durable[block+uint64(i)]; ok {
+			if b == nil {
+				clear(dst)
+			}
+		} else if b, ok := s.durable[k]; ok {
 			copy(dst, b)
 		} else {
 			clear(dst)
@@ -53,11 +63,38 @@ func (s *memStore) ReadBlocks(_ VolumeID, block uint64, buf []byte) error {
 	return nil
 }
 
-func (s *memStore) WriteBlocks(_ VolumeID, block uint64, data []byte) error {
+func (s *memStore) WriteBlocks(vol VolumeID, block uint64, data []byte) error {
 	for i := 0; i*BlockSize < len(data); i++ {
-		s.volatile[block+uint64(i)] = bytes.Clone(data[i*BlockSize : (i+1)*BlockSize])
+		s.volatile[blockKey{vol, block + uint64(i)}] = bytes.Clone(data[i*BlockSize : (i+1)*BlockSize])
 	}
 	return nil
+}
+
+func (s *memStore) DeleteVolume(vol VolumeID) error {
+	for _, m := range []map[blockKey][]byte{s.durable, s.volatile} {
+		for k := range m { // order-independent
+			if k.vol == vol {
+				s.volatile[k] = nil
+			}
+		}
+	}
+	return nil
+}
+
+// blocksOf counts the blocks of vol the store holds (what a reader of its disk would find).
+func (s *memStore) blocksOf(vol VolumeID) int {
+	n := 0
+	for k, b := range s.durable { // order-independent
+		if v, ok := s.volatile[k]; k.vol == vol && (!ok || v != nil) && b != nil {
+			n++
+		}
+	}
+	for k, b := range s.volatile { // order-independent
+		if _, ok := s.durable[k]; k.vol == vol && !ok && b != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *memStore) apply(op StorageOp) {
@@ -66,7 +103,11 @@ func (s *memStore) apply(op StorageOp) {
 		return
 	}
 	for k, b := range s.volatile { // order-independent
-		s.durable[k] = b
+		if b == nil {
+			delete(s.durable, k)
+		} else {
+			s.durable[k] = b
+		}
 	}
 	clear(s.volatile)
 	s.snapshot, s.journal = op.Data, nil

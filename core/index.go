@@ -47,6 +47,16 @@ func (x *blockIndex) after(c LSN, fn func(block uint64, lsn LSN)) {
 	})
 }
 
+// afterWhile is after, stopping as soon as fn returns false.
+func (x *blockIndex) afterWhile(c LSN, fn func(block uint64, lsn LSN) bool) {
+	if c == ^LSN(0) {
+		return
+	}
+	x.byLSN.AscendGreaterOrEqual(lsnBlock{c + 1, 0}, func(it lsnBlock) bool {
+		return fn(it.block, it.lsn)
+	})
+}
+
 // all returns the index in LSN order (deterministic).
 func (x *blockIndex) all() []BlockImage {
 	out := make([]BlockImage, 0, x.byLSN.Len())

@@ -32,6 +32,7 @@ const (
 	KindRepairReply
 	KindClientFlush
 	KindRaft
+	KindSyncPart
 	kindEnd
 )
 
@@ -109,7 +110,24 @@ type ReplicaAck struct {
 	EchoSentAt  int64 // nonzero: this acks a heartbeat and carries a promise
 	NeedSync    bool  // the member's log diverges or lags: send a Sync
 	CommitKnown LSN
-	Dirty       []uint64 // with NeedSync: blocks the member wrote after CommitKnown
+	// Dirty: with NeedSync, in the first round of a catch-up series: the blocks the member
+	// wrote after CommitKnown (at or above SyncCursor only; the blocks below were sent).
+	Dirty []uint64
+	// DirtyUpto: 0 when Dirty lists every such block; otherwise the list covers only the
+	// block numbers below DirtyUpto (a member with too many to list, e.g. after a restart
+	// in the middle of a long catch-up: the blocks parts wrote count as dirty).
+	DirtyUpto uint64
+	// Syncing: the member's block store is part-way through a catch-up series (parts
+	// applied, the final Sync not yet): its log position says nothing about its blocks.
+	Syncing bool
+	// The member's catch-up series (DESIGN 2.5), with NeedSync: the base LSN of the current
+	// round, the round number (0: the first, which carries Dirty), the cursor (the next
+	// block number the round needs; 0: the round has not started) and the round's start
+	// (the primary's applied LSN when the round's first part was read).
+	SyncBase   LSN
+	SyncRound  uint64
+	SyncCursor uint64
+	SyncStart  LSN
 }
 
 // Sync brings a member to the primary's state at LSN Upto.
@@ -122,6 +140,28 @@ type Sync struct {
 	Commit    LSN
 	Blocks    []BlockImage
 	Dedup     []DedupRec
+	// The request this Sync answers (echoed: the member accepts only the answer to its
+	// current request): the series base it reported and its round.
+	ReqBase LSN
+	Round   uint64
+}
+
+// SyncPart is one bounded part of a catch-up round (DESIGN 2.5): the primary's current
+// image of every block in [Cursor, Next) that changed after Base (or, in round 0, that the
+// member reported dirty). Parts are applied to the block store but do not move the
+// member's log; the round's last part has End set, and the series ends with a Sync.
+type SyncPart struct {
+	Vol     VolumeID
+	Epoch   Epoch
+	ReqBase LSN    // the base the member reported (echo)
+	Round   uint64 // echo
+	Cursor  uint64 // echo: the first block number this part covers
+	Base    LSN    // the round's base as the primary used it (0 if ReqBase was beyond its applied LSN)
+	Start   LSN    // the round's start: the primary's applied LSN when the round's first part was read
+	Upto    LSN    // the primary's applied LSN when this part was read (>= Start)
+	Next    uint64 // the first block number after this part
+	End     bool   // the round's last part: every block at or above Cursor is covered
+	Blocks  []BlockImage
 }
 
 // AuthOp is an authority operation.
@@ -136,9 +176,21 @@ const (
 	OpShrink
 	OpGrow
 	OpRequestHost
-	OpSetQoS   // change a volume's QoS (FromEpoch 0: whatever the epoch)
-	OpJoinCell // a cell member under a new identity (Member) asks to replace its old one
+	OpSetQoS      // change a volume's QoS (FromEpoch 0: whatever the epoch)
+	OpJoinCell    // a cell member under a new identity (Member) asks to replace its old one
+	OpListVolumes // list volumes with ids above Vol (a cursor), in id order, a page at a time
+	// opForgetDeleted is internal: the leader proposes it once every host of a deleted
+	// volume acknowledged the deletion (Vol, FromEpoch: the deletion's epoch). A request
+	// with this op is refused.
+	opForgetDeleted
 )
+
+// MaxListVolumes bounds the volumes one OpListVolumes answer carries (More says whether
+// more follow): a page of 256 is at most ~70 KiB encoded, far below a transport frame.
+const MaxListVolumes = 256
+
+// MaxVolumeName bounds a volume's name (see CheckVolumeName).
+const MaxVolumeName = 64
 
 // AuthRequest asks the authority for a configuration change or read.
 type AuthRequest struct {
@@ -151,6 +203,11 @@ type AuthRequest struct {
 	RF        uint8  // create
 	QoS       QoS    // create, set-qos
 	Member    uint64 // join-cell: the member's new Raft identity
+	// Name: create: the volume's name to store (CheckVolumeName; empty for a numbered
+	// volume). Delete, set-qos: if not empty, the change applies only to a volume stored
+	// under this name (NotFound otherwise), so a name that hashes to another volume's id
+	// never changes that volume.
+	Name string
 }
 
 // AuthReply answers an AuthRequest.
@@ -159,7 +216,16 @@ type AuthReply struct {
 	ReqID  uint64
 	Status Status
 	Config Config
-	Leader Addr // with StatusNotLeader: the member believed to lead (0: unknown)
+	Leader Addr   // with StatusNotLeader: the member believed to lead (0: unknown)
+	Name   string // create, get (OK or Conflict): the volume's stored name
+	List   []VolumeEntry
+	More   bool // list: volumes with higher ids follow (ask again from the last id listed)
+}
+
+// VolumeEntry is one volume in an OpListVolumes answer.
+type VolumeEntry struct {
+	Name   string
+	Config Config
 }
 
 // HealthCheck asks the authority to probe a volume's primary for a member.
@@ -188,8 +254,13 @@ type HealthResult struct {
 	Config  Config
 }
 
-// ConfigPush tells a replica host about a (new) configuration.
-type ConfigPush struct{ Config Config }
+// ConfigPush tells a replica host about a (new) configuration. Deleted: the volume was
+// deleted; Config is its tombstone (the epoch after its last one, the hosts that held it).
+// The host forgets the volume and frees its blocks, and acknowledges once that is durable.
+type ConfigPush struct {
+	Config  Config
+	Deleted bool
+}
 
 // ConfigPushAck acknowledges a ConfigPush.
 type ConfigPushAck struct {
@@ -225,6 +296,7 @@ func (*Replicate) Kind() Kind     { return KindReplicate }
 func (*Heartbeat) Kind() Kind     { return KindHeartbeat }
 func (*ReplicaAck) Kind() Kind    { return KindReplicaAck }
 func (*Sync) Kind() Kind          { return KindSync }
+func (*SyncPart) Kind() Kind      { return KindSyncPart }
 func (*AuthRequest) Kind() Kind   { return KindAuthRequest }
 func (*AuthReply) Kind() Kind     { return KindAuthReply }
 func (*HealthCheck) Kind() Kind   { return KindHealthCheck }
@@ -250,6 +322,8 @@ func newMessage(k Kind) Message {
 		return &ReplicaAck{}
 	case KindSync:
 		return &Sync{}
+	case KindSyncPart:
+		return &SyncPart{}
 	case KindAuthRequest:
 		return &AuthRequest{}
 	case KindAuthReply:

@@ -36,6 +36,15 @@ type Node struct {
 	vols   map[VolumeID]*volume
 	volIDs []VolumeID // sorted, for deterministic iteration
 
+	// tombs: volumes this node deleted, so nothing of them is accepted again (a late
+	// message from a primary that has not heard yet cannot bring one back). Bounded:
+	// tombOrder is oldest first. deleting counts deletions whose record is not yet durable:
+	// no checkpoint is taken meanwhile (their blocks are freed once the record is durable,
+	// and a checkpoint must cover that).
+	tombs     map[VolumeID]hostTomb
+	tombOrder []VolumeID
+	deleting  int
+
 	auth   *authority
 	global *qos.Global // node-wide adaptive admission
 
@@ -51,6 +60,8 @@ type Node struct {
 	cellDisk        cellDisk    // the cell's Raft state while the journal is replayed
 	raftRand        *Rand
 	tickCount       uint64
+
+	syncPartsSent, syncPartsApplied, syncSeriesDone uint64 // NodeStats
 }
 
 type opWait struct {
@@ -69,7 +80,8 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
 	}
-	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, global: g, authGuess: NewLeaderGuess(p.Authorities)}
+	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, tombs: map[VolumeID]hostTomb{}, global: g,
+		authGuess: NewLeaderGuess(p.Authorities)}
 	if slices.Contains(p.Authorities, p.Self) {
 		n.auth = newAuthority(n)
 		n.raftRand = NewRand(rng.Uint64()) // election jitter: its own stream of the node's seed
@@ -152,11 +164,24 @@ func (n *Node) restoreSnapshot(s *snapshot) error {
 		}
 		v.applied, v.appliedEpoch = vs.last, vs.lastEpoch
 	}
+	for _, id := range s.syncing {
+		v := n.vols[id]
+		if v == nil {
+			return fmt.Errorf("core: snapshot says unknown volume %d is syncing", id)
+		}
+		v.syncing = true
+	}
 	if s.cell != nil {
 		if n.auth == nil {
 			return fmt.Errorf("core: snapshot holds authority cell state, but this node is not a member")
 		}
 		n.cellDisk = *s.cell
+	}
+	for _, t := range s.tombs {
+		if n.vols[t.vol] != nil {
+			return fmt.Errorf("core: snapshot holds volume %d and its tombstone", t.vol)
+		}
+		n.setTomb(t.vol, t.epoch, true)
 	}
 	return nil
 }
@@ -168,20 +193,43 @@ func (n *Node) replay(r *record) error {
 			if r.cfg.Epoch > v.cfg.Epoch {
 				v.cfg = r.cfg
 			}
-		} else {
+		} else if t, ok := n.tombs[r.vol]; !ok || r.cfg.Epoch > t.epoch {
+			n.dropTomb(r.vol) // a new volume under a deleted one's id
 			n.addVolume(r.cfg)
 		}
+	case recDelete:
+		if v := n.vols[r.vol]; v != nil {
+			n.forgetVolume(v)
+		}
+		if err := n.st.DeleteVolume(r.vol); err != nil {
+			return fmt.Errorf("core: delete volume %d: %w", r.vol, err)
+		}
+		n.setTomb(r.vol, r.epoch, true)
 	case recEntry, recSync:
 		v := n.vols[r.vol]
 		if v == nil {
 			return fmt.Errorf("record for unknown volume %d", r.vol)
 		}
 		m := &mutation{entry: r.entry, sync: r.sync, durable: true}
+		if r.sync != nil {
+			v.syncing = false // a series' final Sync: the block store is the primary's state again
+		}
 		v.logMutation(m)
 		if r.entry != nil {
 			v.commit = max(v.commit, min(r.commit, r.entry.LSN))
 		}
 		v.durable, v.durableEpoch = v.last, v.lastEpoch
+		if err := n.writeMutation(v, m); err != nil {
+			return err
+		}
+	case recSyncPart:
+		v := n.vols[r.vol]
+		if v == nil {
+			return fmt.Errorf("record for unknown volume %d", r.vol)
+		}
+		m := &mutation{part: r.part, durable: true}
+		v.syncing = true
+		v.commit = min(v.commit, r.part.Start)
 		if err := n.writeMutation(v, m); err != nil {
 			return err
 		}
@@ -275,12 +323,18 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 		n.onReplicaAck(from, m)
 	case *Sync:
 		n.onSync(from, m)
+	case *SyncPart:
+		n.onSyncPart(from, m)
 	case *Probe:
 		n.send(from, &ProbeAck{Vol: m.Vol, Nonce: m.Nonce})
 	case *HealthResult:
 		n.authGuess.Heard(from)
 		n.onHealthResult(m)
 	case *ConfigPush:
+		if m.Deleted {
+			n.onDeletePush(from, m.Config)
+			return
+		}
 		n.learnConfig(m.Config)
 		n.send(from, &ConfigPushAck{Vol: m.Config.Volume, Epoch: m.Config.Epoch})
 	case *AuthReply:
@@ -335,7 +389,7 @@ func (n *Node) Tick(now int64) {
 }
 
 func (n *Node) maybeCheckpoint() {
-	if n.checkpointing || n.sinceCheckpoint < n.p.CheckpointEvery {
+	if n.checkpointing || n.deleting > 0 || n.sinceCheckpoint < n.p.CheckpointEvery {
 		return
 	}
 	s := &snapshot{}
@@ -348,11 +402,17 @@ func (n *Node) maybeCheckpoint() {
 			vs.unapplied = append(vs.unapplied, *m)
 		}
 		s.vols = append(s.vols, vs)
+		if v.syncing {
+			s.syncing = append(s.syncing, id)
+		}
 	}
 	if n.auth != nil {
 		n.auth.cell.compact()
 		d := n.auth.cell.disk
 		s.cell = &d
+	}
+	for _, id := range n.tombOrder {
+		s.tombs = append(s.tombs, tombRec{vol: id, epoch: n.tombs[id].epoch})
 	}
 	n.opSeq++
 	n.out.Ops = append(n.out.Ops, StorageOp{Seq: n.opSeq, Kind: OpCheckpoint, Data: encodeSnapshot(s)})
@@ -383,13 +443,23 @@ func (n *Node) writeMutation(v *volume, m *mutation) error {
 		v.applied, v.appliedEpoch = e.LSN, e.Epoch
 		return nil
 	}
-	s := m.sync
-	for _, b := range s.Blocks {
-		if err := n.st.WriteBlocks(v.cfg.Volume, b.Block, b.Data); err != nil {
-			return fmt.Errorf("core: write blocks: %w", err)
+	blocks := func(bs []BlockImage) error {
+		for _, b := range bs {
+			if err := n.st.WriteBlocks(v.cfg.Volume, b.Block, b.Data); err != nil {
+				return fmt.Errorf("core: write blocks: %w", err)
+			}
+			v.index.set(b.Block, b.LSN)
+			delete(v.repairs, b.Block)
 		}
-		v.index.set(b.Block, b.LSN)
-		delete(v.repairs, b.Block)
+		return nil
+	}
+	if p := m.part; p != nil {
+		// The primary's images with its LSNs; the log (and applied) stay where they are.
+		return blocks(p.Blocks)
+	}
+	s := m.sync
+	if err := blocks(s.Blocks); err != nil {
+		return err
 	}
 	v.applied, v.appliedEpoch = s.Upto, s.UptoEpoch
 	return nil
@@ -405,6 +475,12 @@ func (n *Node) learnConfig(cfg Config) *volume {
 	if v == nil {
 		if !cfg.IsReplica(n.p.Self) {
 			return nil
+		}
+		if t, ok := n.tombs[cfg.Volume]; ok {
+			if cfg.Epoch <= t.epoch || !t.durable {
+				return nil // the deleted volume (or a deletion still being journaled)
+			}
+			n.dropTomb(cfg.Volume) // a new volume under the deleted one's id
 		}
 		v = n.addVolume(cfg.Clone())
 		v.lastHeard = n.now

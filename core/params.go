@@ -41,6 +41,10 @@ type Params struct {
 	QueueDepth        int   // requests a throttled volume holds waiting for tokens before Busy
 	QueueBytes        int64 // and write payload bytes it holds (a bound on memory; one request always fits)
 	RaftTick          int64 // the authority cell's Raft tick: heartbeats every tick, elections after 10–20
+	// MaxSyncBlocks bounds the blocks one catch-up message carries (a Sync or a SyncPart):
+	// a member further behind is brought up to date in parts (DESIGN 2.5). At most
+	// MaxDataBytes/BlockSize, so a message always fits a transport frame.
+	MaxSyncBlocks int
 
 	// Wiped: this node's disk was lost (or it is a new machine for an old address). An
 	// authority member then joins the cell under a new identity instead of bootstrapping it.
@@ -67,6 +71,7 @@ func DefaultParams(self Addr, zone uint32, authorities []Addr, nodes []NodeInfo)
 		QueueDepth:        64,
 		QueueBytes:        64 << 20,
 		RaftTick:          50 * Millisecond,
+		MaxSyncBlocks:     1024, // 4 MiB of data per message
 		Global:            qos.DefaultGlobalConfig(),
 	}
 }
@@ -94,6 +99,8 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: MaxPending and CheckpointEvery must be positive")
 	case p.QueueDepth <= 0 || p.QueueDepth > 1<<16:
 		return fmt.Errorf("params: QueueDepth %d outside 1..65536", p.QueueDepth)
+	case p.MaxSyncBlocks <= 0 || p.MaxSyncBlocks > MaxDataBytes/BlockSize:
+		return fmt.Errorf("params: MaxSyncBlocks %d outside 1..%d", p.MaxSyncBlocks, MaxDataBytes/BlockSize)
 	case p.QueueBytes < BlockSize:
 		return fmt.Errorf("params: QueueBytes %d below one block", p.QueueBytes)
 	}

@@ -33,7 +33,15 @@ type member struct {
 	wantState  bool  // its log diverges: ask for its state
 	heard      bool  // it has acknowledged since we became primary: match is meaningful
 	lastSync   int64
+	syncReq    syncReq // the catch-up request last answered (a repeat waits RetransmitTimeout)
 	lastResend int64
+}
+
+// syncReq identifies a member's catch-up request: when it differs from the last one
+// answered, the member made progress and is answered at once.
+type syncReq struct {
+	commit, base, start LSN
+	round, cursor       uint64
 }
 
 type waiter struct {
@@ -113,6 +121,8 @@ func (n *Node) checkClientTarget(from Addr, vol VolumeID, epoch Epoch, client, r
 	v := n.vols[vol]
 	reply := &ClientReply{Vol: vol, Client: client, Req: req}
 	switch {
+	case v == nil && n.tombs[vol].epoch >= epoch && n.Deleted(vol):
+		reply.Status = StatusNotFound // deleted (a newer epoch: a volume recreated elsewhere)
 	case v == nil:
 		reply.Status = StatusNotPrimary
 	case v.prim == nil:
@@ -184,6 +194,9 @@ const sendWindow = 64
 
 // mutation durable on the primary (or on a node that has since stepped down).
 func (n *Node) mutationDurable(v *volume, mu *mutation) {
+	if v.deleted {
+		return
+	}
 	mu.durable = true
 	v.durable, v.durableEpoch = mu.lsn(), mutEpoch(mu)
 	if v.prim == nil {
@@ -347,6 +360,13 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 		n.sendSync(v, from, m, a)
 		return
 	}
+	if a.Syncing {
+		// Its block store is part-way through a catch-up series: its log position says
+		// nothing about its blocks. It is not caught up (no match, no Grow) until the
+		// series' final Sync.
+		m.wantState = true
+		return
+	}
 	e, ok := v.epochAt(a.Last)
 	if a.Last > v.last || !ok || e != a.LastEpoch {
 		m.wantState = true
@@ -397,38 +417,126 @@ func (n *Node) pump(v *volume, to Addr, m *member) {
 	}
 }
 
-// sendSync sends a member our block-store state (LSN applied) for every block that changed
-// after its known-committed point, plus the blocks it wrote since.
+// sendSync answers a member's catch-up request (DESIGN 2.5). The delta of a round is every
+// block our index says changed after the round's base, plus (in the first round) the
+// blocks the member wrote itself. A delta of at most MaxSyncBlocks at the start of a round
+// goes in the final Sync: our block-store state at LSN applied, after which the member
+// follows the log. A larger one goes in parts, MaxSyncBlocks at most each, in block order
+// from the member's cursor; each part is our current state of its blocks.
 func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
-	if n.now-m.lastSync < n.p.RetransmitTimeout {
-		return
+	req := syncReq{commit: a.CommitKnown, base: a.SyncBase, start: a.SyncStart, round: a.SyncRound, cursor: a.SyncCursor}
+	if req == m.syncReq && n.now-m.lastSync < n.p.RetransmitTimeout {
+		return // a repeat: answered at most once per RetransmitTimeout
 	}
-	m.lastSync = n.now
-	from := a.CommitKnown
-	if from > v.applied {
-		from = 0 // cannot happen when the protocol holds; a full delta is always safe
+	m.syncReq, m.lastSync = req, n.now
+	m.wantState = true
+	base := a.SyncBase
+	if base > v.applied {
+		base = 0 // only a first request can be beyond our applied point (we are reconciling): all of it
 	}
-	var blocks []uint64
-	v.index.after(from, func(b uint64, _ LSN) { blocks = append(blocks, b) })
-	for _, b := range a.Dirty {
-		if b < v.cfg.Blocks {
+	var dirty []uint64
+	if a.SyncRound == 0 {
+		for _, b := range a.Dirty {
+			if b < v.cfg.Blocks && b >= a.SyncCursor {
+				dirty = append(dirty, b)
+			}
+		}
+		slices.Sort(dirty)
+		dirty = slices.Compact(dirty)
+	}
+	k := n.p.MaxSyncBlocks
+	limit := v.cfg.Blocks // the member listed its dirty blocks below limit only
+	if a.SyncRound == 0 && a.DirtyUpto != 0 {
+		limit = min(limit, a.DirtyUpto)
+	}
+	if a.SyncCursor == 0 && len(dirty) <= k && limit == v.cfg.Blocks {
+		var blocks []uint64
+		v.index.afterWhile(base, func(b uint64, _ LSN) bool {
 			blocks = append(blocks, b)
+			return len(blocks) <= k
+		})
+		if len(blocks) <= k {
+			blocks = append(blocks, dirty...)
+			slices.Sort(blocks)
+			blocks = slices.Compact(blocks)
+			if len(blocks) <= k {
+				n.sendFinalSync(v, to, m, a, base, blocks)
+				return
+			}
 		}
 	}
-	slices.Sort(blocks)
-	blocks = slices.Compact(blocks)
+	n.sendSyncPart(v, to, a, base, dirty, limit)
+}
+
+func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from LSN, blocks []uint64) {
 	s := &Sync{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, From: from, Upto: v.applied, UptoEpoch: v.appliedEpoch,
-		Commit: min(v.commit, v.applied), Dedup: v.dedup.upTo(v.applied)}
-	for _, b := range blocks {
-		data := make([]byte, BlockSize)
-		if err := n.readBlocks(v, b, data); err != nil {
-			return // a corrupt block is being repaired; the member asks again
-		}
-		s.Blocks = append(s.Blocks, BlockImage{Block: b, LSN: v.index.get(b), Data: data})
+		Commit: min(v.commit, v.applied), Dedup: v.dedup.upTo(v.applied), ReqBase: a.SyncBase, Round: a.SyncRound}
+	var err error
+	if s.Blocks, err = n.blockImages(v, blocks); err != nil {
+		return // a corrupt block is being repaired; the member asks again
 	}
 	m.wantState = false
 	m.sent = max(m.match, s.Upto)
 	n.send(to, s)
+}
+
+// syncScanFactor bounds the block numbers one part scans (MaxSyncBlocks times this), so a
+// sparse delta over a large volume costs bounded work per part (a part may then hold fewer
+// blocks, even none: it still moves the cursor).
+const syncScanFactor = 64
+
+func (n *Node) sendSyncPart(v *volume, to Addr, a *ReplicaAck, base LSN, dirty []uint64, limit uint64) {
+	k := n.p.MaxSyncBlocks
+	start := a.SyncStart
+	if a.SyncCursor == 0 {
+		start = v.applied // a new round starts at our state now
+	}
+	p := &SyncPart{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, ReqBase: a.SyncBase, Round: a.SyncRound, Cursor: a.SyncCursor,
+		Base: base, Start: start, Upto: v.applied}
+	if start > v.applied || base > start {
+		return // cannot happen: the round's points are ours, and our applied point only grows
+	}
+	var blocks []uint64
+	b, d := a.SyncCursor, 0
+	for budget := k * syncScanFactor; ; budget-- {
+		if b >= limit {
+			p.End = limit == v.cfg.Blocks
+			break
+		}
+		if budget == 0 {
+			break
+		}
+		for d < len(dirty) && dirty[d] < b {
+			d++
+		}
+		if v.index.get(b) > base || (d < len(dirty) && dirty[d] == b) {
+			if len(blocks) == k {
+				break
+			}
+			blocks = append(blocks, b)
+		}
+		b++
+	}
+	p.Next = b
+	var err error
+	if p.Blocks, err = n.blockImages(v, blocks); err != nil {
+		return // a corrupt block is being repaired; the member asks again
+	}
+	n.syncPartsSent++
+	n.send(to, p)
+}
+
+// blockImages reads blocks (each with the LSN that last wrote it) from the block store.
+func (n *Node) blockImages(v *volume, blocks []uint64) ([]BlockImage, error) {
+	out := make([]BlockImage, 0, len(blocks))
+	for _, b := range blocks {
+		data := make([]byte, BlockSize)
+		if err := n.readBlocks(v, b, data); err != nil {
+			return nil, err
+		}
+		out = append(out, BlockImage{Block: b, LSN: v.index.get(b), Data: data})
+	}
+	return out, nil
 }
 
 func (n *Node) askConfig(v *volume) {

@@ -19,21 +19,48 @@ const (
 	recSnapshot                    // checkpoint: the node's whole durable state
 	recPromote                     // a replica is about to ask to be promoted from an epoch
 	recGrow                        // a primary is about to ask to grow a member back in at an epoch
+	recDelete                      // a volume was deleted (its tombstone epoch): forget it, free its blocks
+	recSyncPart                    // a part of a catch-up round: blocks for the block store, the log does not move
 )
 
 // mutation is a log change whose blocks may not be in the block store yet.
 type mutation struct {
-	entry *Entry // a write, or
-	sync  *Sync  // a delta
+	entry *Entry    // a write, or
+	sync  *Sync     // a delta, or
+	part  *SyncPart // a part of a catch-up round (blocks only: the log does not move)
 	// durable: the journal append completed (runtime only; every replayed mutation is durable).
 	durable bool
 }
 
+// lsn is the log position a mutation brings the log to (a part brings it nowhere: 0).
 func (m *mutation) lsn() LSN {
-	if m.entry != nil {
+	switch {
+	case m.entry != nil:
 		return m.entry.LSN
+	case m.sync != nil:
+		return m.sync.Upto
 	}
-	return m.sync.Upto
+	return 0
+}
+
+// blocks lists the block numbers a mutation writes.
+func (m *mutation) blocks() []uint64 {
+	var out []uint64
+	switch {
+	case m.entry != nil:
+		for i := uint64(0); i < m.entry.Count(); i++ {
+			out = append(out, m.entry.Block+i)
+		}
+	case m.sync != nil:
+		for _, b := range m.sync.Blocks {
+			out = append(out, b.Block)
+		}
+	default:
+		for _, b := range m.part.Blocks {
+			out = append(out, b.Block)
+		}
+	}
+	return out
 }
 
 func encodeRecConfig(c *Config) []byte {
@@ -57,6 +84,13 @@ func encodeRecSync(s *Sync) []byte {
 	return e.b
 }
 
+func encodeRecSyncPart(s *SyncPart) []byte {
+	e := encoder{b: make([]byte, 0, len(s.Blocks)*(BlockSize+24)+64)}
+	e.b = append(e.b, byte(recSyncPart))
+	s.encode(&e)
+	return e.b
+}
+
 func encodeRecPromote(vol VolumeID, from Epoch) []byte {
 	e := encoder{b: []byte{byte(recPromote)}}
 	e.u64(uint64(vol))
@@ -69,6 +103,13 @@ func encodeRecGrow(vol VolumeID, at Epoch, member Addr) []byte {
 	e.u64(uint64(vol))
 	e.u64(uint64(at))
 	e.u64(uint64(member))
+	return e.b
+}
+
+func encodeRecDelete(vol VolumeID, epoch Epoch) []byte {
+	e := encoder{b: []byte{byte(recDelete)}}
+	e.u64(uint64(vol))
+	e.u64(uint64(epoch))
 	return e.b
 }
 
@@ -124,8 +165,18 @@ type volSnap struct {
 }
 
 type snapshot struct {
-	vols []volSnap
-	cell *cellDisk // the authority cell's Raft state (members only)
+	vols  []volSnap
+	cell  *cellDisk // the authority cell's Raft state (members only)
+	tombs []tombRec // deleted volumes this node remembers, oldest first
+	// syncing: volumes whose block store is part-way through a catch-up series (parts
+	// applied, final Sync not yet), so a restart still knows it must not be promoted.
+	syncing []VolumeID
+}
+
+// tombRec is a deleted volume on a host: nothing of it at or below epoch is accepted again.
+type tombRec struct {
+	vol   VolumeID
+	epoch Epoch
 }
 
 func encodeSnapshot(s *snapshot) []byte {
@@ -149,12 +200,17 @@ func encodeSnapshot(s *snapshot) []byte {
 		e.dedup(v.epochs)
 		e.u64(uint64(len(v.unapplied)))
 		for _, m := range v.unapplied {
-			if m.entry != nil {
-				e.bool(true)
+			// Tag: 0 a Sync, 1 an entry (a bool before parts existed), 2 a part.
+			switch {
+			case m.entry != nil:
+				e.u64(1)
 				e.entry(m.entry)
-			} else {
-				e.bool(false)
+			case m.sync != nil:
+				e.u64(0)
 				m.sync.encode(&e)
+			default:
+				e.u64(2)
+				m.part.encode(&e)
 			}
 		}
 	}
@@ -163,6 +219,15 @@ func encodeSnapshot(s *snapshot) []byte {
 		e.u64(uint64(s.cell.inc))
 		h := s.cell.hard
 		e.raftState(&h, s.cell.snap, s.cell.entries)
+	}
+	e.u64(uint64(len(s.tombs)))
+	for _, t := range s.tombs {
+		e.u64(uint64(t.vol))
+		e.u64(uint64(t.epoch))
+	}
+	e.u64(uint64(len(s.syncing)))
+	for _, id := range s.syncing {
+		e.u64(uint64(id))
 	}
 	return e.b
 }
@@ -177,6 +242,7 @@ type record struct {
 	member Addr
 	entry  *Entry
 	sync   *Sync
+	part   *SyncPart
 	snap   *snapshot
 	// recRaft
 	hard  *raft.HardState
@@ -204,6 +270,10 @@ func decodeRecord(b []byte) (*record, error) {
 		r.sync = &Sync{}
 		r.sync.decode(&d)
 		r.vol = r.sync.Vol
+	case recSyncPart:
+		r.part = &SyncPart{}
+		r.part.decode(&d)
+		r.vol = r.part.Vol
 	case recRaft:
 		r.hard, r.rsnap, r.rents = d.raftState()
 	case recCellID:
@@ -215,6 +285,9 @@ func decodeRecord(b []byte) (*record, error) {
 		r.vol = VolumeID(d.u32())
 		r.epoch = Epoch(d.u64())
 		r.member = Addr(d.u32())
+	case recDelete:
+		r.vol = VolumeID(d.u32())
+		r.epoch = Epoch(d.u64())
 	case recSnapshot:
 		r.snap = decodeSnapshot(&d)
 	default:
@@ -252,12 +325,19 @@ func decodeSnapshot(d *decoder) *snapshot {
 		k = d.length(maxList, 2)
 		v.unapplied = make([]mutation, k)
 		for j := range v.unapplied {
-			if d.bool() {
+			switch tag := d.u64(); tag {
+			case 1:
 				v.unapplied[j].entry = &Entry{}
 				d.entry(v.unapplied[j].entry)
-			} else {
+			case 0:
 				v.unapplied[j].sync = &Sync{}
 				v.unapplied[j].sync.decode(d)
+			case 2:
+				v.unapplied[j].part = &SyncPart{}
+				v.unapplied[j].part.decode(d)
+			default:
+				d.fail("unapplied mutation tag %d", tag)
+				v.unapplied[j].part = &SyncPart{}
 			}
 			v.unapplied[j].durable = true
 		}
@@ -268,6 +348,18 @@ func decodeSnapshot(d *decoder) *snapshot {
 		s.cell = &cellDisk{inc: inc, snap: snap, entries: ents}
 		if hard != nil {
 			s.cell.hard = *hard
+		}
+	}
+	if n := d.length(maxHostTombs, 2); n > 0 {
+		s.tombs = make([]tombRec, n)
+		for i := range s.tombs {
+			s.tombs[i] = tombRec{vol: VolumeID(d.u32()), epoch: Epoch(d.u64())}
+		}
+	}
+	if n := d.length(maxList, 1); n > 0 {
+		s.syncing = make([]VolumeID, n)
+		for i := range s.syncing {
+			s.syncing[i] = VolumeID(d.u32())
 		}
 	}
 	return s

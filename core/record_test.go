@@ -55,11 +55,14 @@ func recDrawVolSnap(t *rapid.T, label string) volSnap {
 	for i := range rapid.IntRange(0, 3).Draw(t, label+"-nunapplied") {
 		l := fmt.Sprintf("%s-un%d", label, i)
 		// durable is runtime-only: the decoder marks every mutation durable.
-		if rapid.Bool().Draw(t, l+"-isentry") {
+		switch rapid.IntRange(0, 2).Draw(t, l+"-kind") {
+		case 0:
 			e := codecDrawEntry(t, l+"-entry")
 			v.unapplied = append(v.unapplied, mutation{entry: &e, durable: true})
-		} else {
+		case 1:
 			v.unapplied = append(v.unapplied, mutation{sync: codecDrawSync(t, l+"-sync"), durable: true})
+		default:
+			v.unapplied = append(v.unapplied, mutation{part: codecDrawSyncPart(t, l+"-part"), durable: true})
 		}
 	}
 	return v
@@ -71,6 +74,13 @@ func recDrawSnapshot(t *rapid.T) *snapshot {
 		s.vols = append(s.vols, recDrawVolSnap(t, fmt.Sprintf("vol%d", i)))
 	}
 	s.cell = recDrawCell(t, "cell")
+	for i := range rapid.IntRange(0, 3).Draw(t, "ntombs") {
+		s.tombs = append(s.tombs, tombRec{vol: VolumeID(rapid.Uint32().Draw(t, fmt.Sprint("tomb-vol-", i))),
+			epoch: Epoch(rapid.Uint64().Draw(t, fmt.Sprint("tomb-epoch-", i)))})
+	}
+	for i := range rapid.IntRange(0, 2).Draw(t, "nsyncing") {
+		s.syncing = append(s.syncing, VolumeID(rapid.Uint32().Draw(t, fmt.Sprint("syncing-", i))))
+	}
 	return s
 }
 
@@ -89,7 +99,9 @@ func recSampleSnapshot() *snapshot {
 					{entry: &Entry{LSN: 11, Epoch: 4, Client: 1001, Req: 3, Block: 2, Data: block}, durable: true},
 					{sync: &Sync{Vol: 7, Epoch: 4, From: 9, Upto: 12, UptoEpoch: 4, Commit: 10,
 						Blocks: []BlockImage{{Block: 3, LSN: 12, Data: block}},
-						Dedup:  []DedupRec{{Client: 1001, Req: 3, LSN: 11}}}, durable: true},
+						Dedup:  []DedupRec{{Client: 1001, Req: 3, LSN: 11}}, ReqBase: 9, Round: 1}, durable: true},
+					{part: &SyncPart{Vol: 7, Epoch: 4, ReqBase: 12, Base: 12, Start: 14, Upto: 15, Cursor: 0, Next: 4,
+						Blocks: []BlockImage{{Block: 3, LSN: 14, Data: block}}}, durable: true},
 				},
 			},
 			{cfg: Config{Volume: 8, Blocks: 1, RF: 1, Epoch: 1, Primary: 23, InSync: []Addr{23}, Replicas: []Addr{23}}},
@@ -97,6 +109,8 @@ func recSampleSnapshot() *snapshot {
 		cell: &cellDisk{hard: raft.HardState{Term: 3, Vote: 2, Commit: 9},
 			snap:    &raft.Snapshot{Index: 7, Term: 2, Voters: []uint64{1, 2, 3}, Data: []byte("table")},
 			entries: []raft.Entry{{Index: 8, Term: 3, Type: raft.EntryNoop}, {Index: 9, Term: 3, Data: []byte("cmd")}}},
+		tombs:   []tombRec{{vol: 9, epoch: 6}, {vol: 1 << 31, epoch: 1 << 40}},
+		syncing: []VolumeID{7},
 	}
 }
 
@@ -167,7 +181,22 @@ func TestSnapshotOfLiveStructuresRoundTrips(t *testing.T) {
 func TestJournalRecordsRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		cfg := codecDrawConfig(t, "cfg")
-		switch rapid.IntRange(0, 3).Draw(t, "which") {
+		switch rapid.IntRange(0, 5).Draw(t, "which") {
+		case 5:
+			p := codecDrawSyncPart(t, "part")
+			r, err := decodeRecord(encodeRecSyncPart(p))
+			if err != nil || r.kind != recSyncPart || r.vol != p.Vol || r.part == nil {
+				t.Fatalf("sync part record: %v %+v", err, r)
+			}
+			if d := diffModuloEmpty(p, r.part); d != "" {
+				t.Fatalf("sync part record differs at %s", d)
+			}
+		case 4:
+			vol, epoch := VolumeID(rapid.Uint32().Draw(t, "vol")), Epoch(rapid.Uint64().Draw(t, "epoch"))
+			r, err := decodeRecord(encodeRecDelete(vol, epoch))
+			if err != nil || r.kind != recDelete || r.vol != vol || r.epoch != epoch {
+				t.Fatalf("delete record: %v %+v", err, r)
+			}
 		case 0:
 			r, err := decodeRecord(encodeRecConfig(&cfg))
 			if err != nil || r.kind != recConfig || r.vol != cfg.Volume {
@@ -250,6 +279,7 @@ func TestDecodeRecordRejects(t *testing.T) {
 		"config":   encodeRecConfig(&cfg),
 		"entry":    encodeRecEntry(7, 1, &entry),
 		"sync":     encodeRecSync(recSampleSnapshot().vols[0].unapplied[1].sync),
+		"part":     encodeRecSyncPart(recSampleSnapshot().vols[0].unapplied[2].part),
 		"raft":     encodeRecRaft(&raft.HardState{Term: 1}, nil, []raft.Entry{{Index: 1, Term: 1}}),
 	}
 	for name, b := range valid {

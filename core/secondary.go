@@ -1,5 +1,7 @@
 package core
 
+import "slices"
+
 // currentPrimaryMsg adopts cfg if newer and reports whether a message carrying it comes
 // from the volume's current primary at our epoch. Older senders are told our epoch.
 func (n *Node) currentPrimaryMsg(from Addr, cfg *Config) *volume {
@@ -25,6 +27,12 @@ const maxEarly = 256
 func (n *Node) onReplicate(from Addr, m *Replicate) {
 	v := n.currentPrimaryMsg(from, &m.Config)
 	if v == nil {
+		return
+	}
+	if v.syncing {
+		// Our block store is part-way through a catch-up series: only the series' final
+		// Sync makes it a state an entry can follow.
+		n.needSync(v)
 		return
 	}
 	if v.early == nil || v.earlyEpoch != v.cfg.Epoch {
@@ -85,31 +93,87 @@ func (n *Node) sendAckToPrimary(v *volume, echoSentAt int64) {
 		return
 	}
 	n.send(v.cfg.Primary, &ReplicaAck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, Last: v.durable, LastEpoch: v.durableEpoch,
-		EchoSentAt: echoSentAt, CommitKnown: v.commit})
+		EchoSentAt: echoSentAt, CommitKnown: v.commit, Syncing: v.syncing})
 }
 
-// needSync tells the primary our log diverges, with every block we wrote after the point
-// we know was committed (those must be re-fetched).
+// needSync tells the primary our log diverges or lags (rate-limited; not while a part we
+// accepted is still being made durable: we ask for the next one once it is).
 func (n *Node) needSync(v *volume) {
-	if n.now-v.lastNeedSync < n.p.RetransmitTimeout {
+	if n.now-v.lastNeedSync < n.p.RetransmitTimeout || v.partPending {
+		return
+	}
+	n.askSync(v)
+}
+
+// askSync sends the NeedSync ack: our catch-up series (DESIGN 2.5) and, in its first round,
+// every block we wrote after the point we know was committed (those must be re-fetched),
+// at or above the round's cursor.
+func (n *Node) askSync(v *volume) {
+	if v.prim != nil {
 		return
 	}
 	v.lastNeedSync = n.now
+	sr := &v.series
+	if sr.epoch != v.cfg.Epoch || !sr.started() {
+		*sr = syncSeries{epoch: v.cfg.Epoch, base: v.commit}
+	}
 	var dirty []uint64
-	v.index.after(v.commit, func(b uint64, _ LSN) { dirty = append(dirty, b) })
+	var dirtyUpto uint64
+	if sr.round == 0 {
+		dirty, dirtyUpto = n.dirtyBlocks(v, sr.cursor)
+	}
+	n.send(v.cfg.Primary, &ReplicaAck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, Last: v.durable, LastEpoch: v.durableEpoch,
+		NeedSync: true, CommitKnown: v.commit, Dirty: dirty, DirtyUpto: dirtyUpto, Syncing: v.syncing,
+		SyncBase: sr.base, SyncRound: sr.round, SyncCursor: sr.cursor, SyncStart: sr.start})
+}
+
+// maxDirtyList bounds the dirty blocks a NeedSync ack lists when it lists all of them (a
+// variable for tests only).
+var maxDirtyList = 4096
+
+// dirtyBlocks lists, sorted, the blocks at or above cursor that we wrote after our
+// known-committed point (index LSN above it, or in a mutation not written yet). The work
+// and the list are bounded: when there are more than maxDirtyList (the blocks parts wrote
+// count, so after a restart in a long catch-up nearly all do), it scans block numbers from
+// the cursor instead and lists only those below upto (0: the list is complete).
+func (n *Node) dirtyBlocks(v *volume, cursor uint64) (dirty []uint64, upto uint64) {
+	limit := max(n.p.MaxSyncBlocks, maxDirtyList)
+	visited, complete := 0, true
+	v.index.afterWhile(v.commit, func(b uint64, _ LSN) bool {
+		if visited++; visited > limit {
+			complete = false
+			return false
+		}
+		if b >= cursor {
+			dirty = append(dirty, b)
+		}
+		return true
+	})
+	pending := map[uint64]bool{}
 	for _, mu := range v.unapplied {
-		if mu.entry != nil {
-			for i := uint64(0); i < mu.entry.Count(); i++ {
-				dirty = append(dirty, mu.entry.Block+i)
-			}
-		} else {
-			for _, b := range mu.sync.Blocks {
-				dirty = append(dirty, b.Block)
+		for _, b := range mu.blocks() {
+			pending[b] = true
+			if b >= cursor && complete {
+				dirty = append(dirty, b)
 			}
 		}
 	}
-	n.send(v.cfg.Primary, &ReplicaAck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, Last: v.durable, LastEpoch: v.durableEpoch,
-		NeedSync: true, CommitKnown: v.commit, Dirty: dirty})
+	if complete {
+		slices.Sort(dirty)
+		return slices.Compact(dirty), 0
+	}
+	dirty = dirty[:0]
+	b := cursor
+	for scanned := 0; b < v.cfg.Blocks && scanned < n.p.MaxSyncBlocks*syncScanFactor && len(dirty) < n.p.MaxSyncBlocks; scanned++ {
+		if v.index.get(b) > v.commit || pending[b] {
+			dirty = append(dirty, b)
+		}
+		b++
+	}
+	if b >= v.cfg.Blocks {
+		return dirty, 0
+	}
+	return dirty, b
 }
 
 func (n *Node) onHeartbeat(from Addr, m *Heartbeat) {
@@ -117,7 +181,9 @@ func (n *Node) onHeartbeat(from Addr, m *Heartbeat) {
 	if v == nil {
 		return
 	}
-	v.commit = max(v.commit, min(m.Commit, v.matched))
+	if !v.syncing { // mid-series our known-committed point stays put (it is the series' anchor)
+		v.commit = max(v.commit, min(m.Commit, v.matched))
+	}
 	v.q.peerCredits = m.Credits
 	if m.WantState {
 		v.lastNeedSync = 0
@@ -139,13 +205,91 @@ func (n *Node) onSync(from Addr, s *Sync) {
 	if v == nil || v.prim != nil || s.Epoch != v.cfg.Epoch || from != v.cfg.Primary {
 		return
 	}
+	if sr := &v.series; sr.epoch != v.cfg.Epoch || s.Round != sr.round || s.ReqBase != sr.base || sr.cursor != 0 || v.partPending {
+		return // not the answer to our current request (a duplicate, or one a part overtook)
+	}
 	v.lastHeard = n.now
+	v.series = syncSeries{}
+	v.syncing = false // the block store becomes the primary's state at Upto once this is written
+	if s.Round > 0 {
+		n.syncSeriesDone++
+	}
 	mu := &mutation{sync: s}
 	v.early = nil
 	v.logMutation(mu)
 	v.matched = s.Upto
 	v.unapplied = append(v.unapplied, mu)
 	n.append(encodeRecSync(s), func() { n.mutationDurable(v, mu) })
+}
+
+// onSyncPart applies one part of a catch-up round if it answers our current request: its
+// blocks go to the block store (once journaled) with the primary's LSNs; the log stays put.
+func (n *Node) onSyncPart(from Addr, s *SyncPart) {
+	v := n.vols[s.Vol]
+	if v == nil || v.prim != nil || s.Epoch != v.cfg.Epoch || from != v.cfg.Primary {
+		return
+	}
+	sr := &v.series
+	if sr.epoch != v.cfg.Epoch || v.partPending || s.Round != sr.round || s.Cursor != sr.cursor || s.ReqBase != sr.base {
+		return // a duplicate, or an answer to a request we have moved past
+	}
+	if sr.cursor > 0 && (s.Base != sr.base || s.Start != sr.start) {
+		return
+	}
+	if !validPart(v, s) {
+		return
+	}
+	if v.promoteFrom >= v.cfg.Epoch {
+		return // our request to replace this primary may still win: never mix our blocks meanwhile
+	}
+	v.lastHeard = n.now
+	v.wantPromote, v.healthPending = false, false
+	v.syncing = true
+	// A part's blocks are the primary's state at Start or later; lowering our known-committed
+	// point to Start keeps every block whose LSN is at most it at its committed value there.
+	v.commit = min(v.commit, s.Start)
+	if s.End {
+		*sr = syncSeries{epoch: sr.epoch, base: s.Start, round: sr.round + 1}
+	} else {
+		sr.base, sr.start, sr.cursor = s.Base, s.Start, s.Next
+	}
+	v.early = nil
+	mu := &mutation{part: s}
+	v.unapplied = append(v.unapplied, mu)
+	v.partPending = true
+	n.append(encodeRecSyncPart(s), func() { n.partDurable(v, mu) })
+}
+
+// validPart checks a part's shape: its round's points in order, its blocks ascending inside
+// [Cursor, Next) (to the volume's end for a round's last part), none newer than Upto.
+func validPart(v *volume, s *SyncPart) bool {
+	if s.Base > s.Start || s.Start > s.Upto || (!s.End && s.Next <= s.Cursor) {
+		return false
+	}
+	lo := s.Cursor
+	for _, b := range s.Blocks {
+		if b.Block < lo || b.Block >= v.cfg.Blocks || (!s.End && b.Block >= s.Next) || b.LSN > s.Upto {
+			return false
+		}
+		lo = b.Block + 1
+	}
+	return true
+}
+
+// partDurable: a part is journaled; its blocks go to the block store (after everything
+// logged before it) and we ask for the next part at once.
+func (n *Node) partDurable(v *volume, mu *mutation) {
+	if v.deleted {
+		return
+	}
+	mu.durable = true
+	v.partPending = false
+	n.syncPartsApplied++
+	if v.prim != nil {
+		return // never: a syncing member is not promoted
+	}
+	n.writeDurablePrefix(v)
+	n.askSync(v)
 }
 
 func (n *Node) onHealthResult(r *HealthResult) {
@@ -178,9 +322,9 @@ func (n *Node) requestPromotion(v *volume) {
 	if v.promoteFrom < from {
 		v.promoteFrom, v.promoteDurable = from, false
 		n.append(encodeRecPromote(v.cfg.Volume, from), func() {
-			if v.promoteFrom == from {
+			if v.promoteFrom == from && !v.deleted {
 				v.promoteDurable = true
-				if v.wantPromote && v.cfg.Epoch == from {
+				if v.wantPromote && v.cfg.Epoch == from && !v.syncing {
 					send()
 				}
 			}
@@ -189,7 +333,9 @@ func (n *Node) requestPromotion(v *volume) {
 }
 
 func (n *Node) secondaryTick(v *volume) {
-	if !v.cfg.IsInSync(n.p.Self) {
+	if !v.cfg.IsInSync(n.p.Self) || v.syncing {
+		// (A member part-way through a catch-up series holds no consistent state: it never
+		// seeks promotion. Its primary shrinks it out if it stays behind.)
 		v.wantPromote, v.healthPending = false, false
 		return
 	}

@@ -51,5 +51,8 @@ type NodeStats struct {
 	GlobalTokens int64 // its bucket's level (negative: debt from guaranteed admissions)
 	DiskLatency  int64 // smoothed storage latency the rate adapts to, ns
 	StorageQueue int   // storage operations in flight now
-	Volumes      []VolumeStats
+	// Catch-up in parts (DESIGN 2.5) since the node started: parts sent as a primary,
+	// parts applied as a member, and multi-part catch-ups completed (final Syncs applied).
+	SyncPartsSent, SyncPartsApplied, SyncSeriesDone uint64
+	Volumes                                         []VolumeStats
 }

@@ -10,12 +10,17 @@ package core
 // complete only when it is durable. A checkpoint makes every block write issued before it
 // durable and replaces the journal with its snapshot record.
 //
+// DeleteVolume drops every block of a volume (its storage is freed): reads of it return
+// zeros at once, and the deletion is durable at the next completed checkpoint, like a
+// write. Deleting a volume that has no blocks is not an error.
+//
 // After a crash, Load returns the last durable snapshot and the durable journal records
 // after it, in order; the node replays them onto the block store.
 type Storage interface {
 	Load() (snapshot []byte, records [][]byte, err error)
 	ReadBlocks(vol VolumeID, block uint64, buf []byte) error
 	WriteBlocks(vol VolumeID, block uint64, data []byte) error
+	DeleteVolume(vol VolumeID) error
 }
 
 // OpKind is the kind of a storage effect.

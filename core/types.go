@@ -149,3 +149,17 @@ func (s Status) String() string {
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
+
+// CheckVolumeName reports whether s can be a volume's stored name: at most MaxVolumeName
+// bytes of letters, digits, '-', '_' and '.'. The empty name (a numbered volume) is valid.
+func CheckVolumeName(s string) error {
+	if len(s) > MaxVolumeName {
+		return fmt.Errorf("volume name %q longer than %d bytes", s, MaxVolumeName)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return fmt.Errorf("volume name %q: use letters, digits, '-', '_' and '.'", s)
+		}
+	}
+	return nil
+}

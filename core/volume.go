@@ -49,6 +49,17 @@ type volume struct {
 	repairs        map[uint64]*repair // corrupt blocks being repaired
 	scrubNext      uint64             // next block the scrubber verifies
 	earlyEpoch     Epoch
+	// Catch-up in parts (DESIGN 2.5). syncing: the block store mixes states (a part was
+	// accepted, the series' final Sync not yet): never promoted, never counted as caught
+	// up; durable (part records set it, a Sync clears it, snapshots keep it). series: the
+	// volatile state of the current series (reset by a restart or an epoch change).
+	// partPending: an accepted part is not durable yet (the next is asked for once it is).
+	syncing     bool
+	series      syncSeries
+	partPending bool
+	// deleted: the volume was deleted on this node; completions still pending for it
+	// (journal appends issued before) must not touch its blocks or send anything.
+	deleted bool
 }
 
 func newVolume(cfg Config) *volume {
@@ -82,3 +93,15 @@ func (v *volume) epochAt(n LSN) (Epoch, bool) {
 func (v *volume) inRange(block uint64, count uint64) bool {
 	return count > 0 && block < v.cfg.Blocks && count <= v.cfg.Blocks-block
 }
+
+// syncSeries is a member's catch-up series with its primary at one epoch (DESIGN 2.5).
+type syncSeries struct {
+	epoch  Epoch  // 0: none (fresh after a restart)
+	base   LSN    // the round's base: blocks whose LSN on the primary is <= base are current here
+	round  uint64 // 0: the first round (Dirty is reported)
+	cursor uint64 // the next block number the round needs (0: not started)
+	start  LSN    // the round's start (set by its first part)
+}
+
+// started reports whether a part of the series was accepted (the base is then fixed).
+func (s *syncSeries) started() bool { return s.round > 0 || s.cursor > 0 }

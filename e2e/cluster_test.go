@@ -25,8 +25,13 @@ var (
 	buildErr  error
 )
 
+// cairnBinary returns the cairn binary the tests run: $E2E_CAIRN_BIN when set (a release
+// build, or a deliberately broken one to show a test can fail), else a build of this tree.
 func cairnBinary(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("E2E_CAIRN_BIN"); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "cairn-e2e-bin")
 		if err != nil {
@@ -127,10 +132,20 @@ type cluster struct {
 	t      *testing.T
 	bin    string
 	dir    string
-	peers  string
-	listen []string
+	peers  string   // the address book (--peers): what every node and client dials
+	listen []string // node i+1's address in the book
+	bind   []string // node i+1's --listen when it differs from listen (behind a proxy), else nil
 	admin  []string
 	nodes  []*proc
+}
+
+// clusterOptions configures newClusterWith.
+type clusterOptions struct {
+	nodes int
+	// front, if set, is called once per node, before any node starts, with the node's id
+	// and the private address it will listen on (--listen); it returns the address the
+	// address book (--peers) advertises for the node, e.g. a proxy's in front of it.
+	front func(id int, private string) string
 }
 
 func freePorts(t *testing.T, n int) []string {
@@ -153,13 +168,24 @@ func freePorts(t *testing.T, n int) []string {
 
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return newClusterWith(t, clusterOptions{nodes: n})
+}
+
+func newClusterWith(t *testing.T, o clusterOptions) *cluster {
+	t.Helper()
+	n := o.nodes
 	c := &cluster{t: t, bin: cairnBinary(t), dir: t.TempDir(), nodes: make([]*proc, n)}
 	ports := freePorts(t, 2*n)
 	var ps []string
 	for i := range n {
-		c.listen = append(c.listen, ports[i])
+		addr := ports[i]
+		if o.front != nil {
+			c.bind = append(c.bind, ports[i])
+			addr = o.front(i+1, ports[i])
+		}
+		c.listen = append(c.listen, addr)
 		c.admin = append(c.admin, ports[n+i])
-		ps = append(ps, fmt.Sprintf("%d=%d@%s", i+1, i%3, ports[i]))
+		ps = append(ps, fmt.Sprintf("%d=%d@%s", i+1, i%3, addr))
 	}
 	c.peers = strings.Join(ps, ",")
 	t.Cleanup(func() {
@@ -189,9 +215,12 @@ func newCluster(t *testing.T, n int) *cluster {
 func (c *cluster) start(i int) {
 	c.t.Helper()
 	name := fmt.Sprintf("node%d", i+1)
-	c.nodes[i] = startProc(c.t, name, filepath.Join(c.dir, name+".log"), c.bin, "node",
-		"--id", fmt.Sprint(i+1), "--peers", c.peers, "--data-dir", filepath.Join(c.dir, name),
-		"--admin", c.admin[i], "--log-level", "info")
+	args := []string{c.bin, "node", "--id", fmt.Sprint(i + 1), "--peers", c.peers, "--data-dir", filepath.Join(c.dir, name),
+		"--admin", c.admin[i], "--log-level", "info"}
+	if c.bind != nil {
+		args = append(args, "--listen", c.bind[i])
+	}
+	c.nodes[i] = startProc(c.t, name, filepath.Join(c.dir, name+".log"), args...)
 }
 
 func (c *cluster) waitHealthy(i int) {
@@ -215,10 +244,13 @@ func (c *cluster) waitHealthy(i int) {
 
 // volumeJSON is the part of the admin API's volume answer the tests read.
 type volumeJSON struct {
-	Name    string   `json:"name"`
-	Epoch   uint64   `json:"epoch"`
-	Primary uint32   `json:"primary"`
-	InSync  []uint32 `json:"in_sync"`
+	Name     string   `json:"name"`
+	ID       uint32   `json:"id"`
+	RF       uint8    `json:"rf"`
+	Epoch    uint64   `json:"epoch"`
+	Primary  uint32   `json:"primary"`
+	InSync   []uint32 `json:"in_sync"`
+	Replicas []uint32 `json:"replicas"`
 }
 
 // api calls the admin API of any live node, retrying 503s (no authority leader yet)

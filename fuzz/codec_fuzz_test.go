@@ -49,7 +49,12 @@ func seedMessages() []core.Message {
 			NeedSync: true, CommitKnown: 90, Dirty: []uint64{3, 1234, 1 << 40}},
 		&core.Sync{Vol: 7, Epoch: 4, From: 90, Upto: 100, UptoEpoch: 4, Commit: 100,
 			Blocks: []core.BlockImage{{Block: 3, LSN: 95, Data: blockOf(1, 1)}, {Block: 1234, LSN: 100, Data: blockOf(1, 2)}},
-			Dedup:  []core.DedupRec{{Client: 1001, Req: 41, LSN: 97}, {Client: 1001, Req: 42, LSN: 100}}},
+			Dedup:  []core.DedupRec{{Client: 1001, Req: 41, LSN: 97}, {Client: 1001, Req: 42, LSN: 100}}, ReqBase: 98, Round: 2},
+		&core.ReplicaAck{Vol: 7, Epoch: 4, Last: 100, LastEpoch: 4, NeedSync: true, CommitKnown: 90, Syncing: true,
+			SyncBase: 90, SyncCursor: 1235, SyncStart: 98, Dirty: []uint64{1240}, DirtyUpto: 1300},
+		&core.SyncPart{Vol: 7, Epoch: 4, ReqBase: 90, Cursor: 3, Base: 90, Start: 98, Upto: 100, Next: 1235,
+			Blocks: []core.BlockImage{{Block: 3, LSN: 95, Data: blockOf(1, 1)}, {Block: 1234, LSN: 91, Data: blockOf(1, 2)}}},
+		&core.SyncPart{Vol: 7, Epoch: 4, ReqBase: 98, Round: 1, Base: 98, Start: 100, Upto: 100, Next: 1 << 18, End: true},
 		&core.AuthRequest{Op: core.OpCreateVolume, ReqID: 5, Vol: 7, FromEpoch: 0, Node: 11, Blocks: 1 << 18, RF: 3},
 		&core.AuthRequest{Op: core.OpPromote, ReqID: 6, Vol: 7, FromEpoch: 4, Node: 23},
 		&core.AuthReply{Op: core.OpPromote, ReqID: 6, Status: core.StatusConflict, Config: seedConfig(7, 5)},
@@ -66,6 +71,12 @@ func seedMessages() []core.Message {
 		&core.RaftMsg{M: raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 7,
 			Entries: []raft.Entry{{Index: 8, Term: 3, Data: []byte("cmd")}}}},
 		&core.AuthRequest{Op: core.OpSetQoS, ReqID: 7, Vol: 7, QoS: core.QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000, MBps: 125}},
+		&core.AuthRequest{Op: core.OpCreateVolume, ReqID: 8, Vol: 1<<31 | 5, Blocks: 1 << 18, RF: 2, Name: "db-1.x_y"},
+		&core.AuthRequest{Op: core.OpListVolumes, ReqID: 9, Vol: 7},
+		&core.AuthReply{Op: core.OpListVolumes, ReqID: 9, Status: core.StatusOK, More: true,
+			List: []core.VolumeEntry{{Name: "db", Config: seedConfig(8, 1)}, {Config: seedConfig(9, 2)}}},
+		&core.AuthReply{Op: core.OpGetConfig, ReqID: 10, Status: core.StatusOK, Config: seedConfig(7, 5), Name: "db"},
+		&core.ConfigPush{Config: core.Config{Volume: 7, Epoch: 6, Replicas: []core.Addr{11, 23, 37}}, Deleted: true},
 	}
 }
 
@@ -196,6 +207,17 @@ func (f *fields) addrs(off, max int) []core.Addr {
 	return out
 }
 
+// name derives a valid volume name from f.data (skipping off bytes): each byte maps onto
+// [A-Za-z0-9._-], at most core.MaxVolumeName of them.
+func (f *fields) name(off int) string {
+	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+	var b []byte
+	for i := off; i < len(f.data) && len(b) < core.MaxVolumeName; i++ {
+		b = append(b, chars[int(f.data[i])%len(chars)])
+	}
+	return string(b)
+}
+
 func (f *fields) config() core.Config {
 	return core.Config{
 		Volume:   core.VolumeID(uint32(f.a)),
@@ -241,7 +263,8 @@ var builders = []func(f *fields) core.Message{
 	func(f *fields) core.Message {
 		return &core.ReplicaAck{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b), Last: core.LSN(f.c),
 			LastEpoch: core.Epoch(f.d), EchoSentAt: f.x, NeedSync: f.flag(0), CommitKnown: core.LSN(f.a ^ f.d),
-			Dirty: f.words(0, 16)}
+			Dirty: f.words(0, 16), DirtyUpto: f.b ^ f.c, Syncing: f.flag(1), SyncBase: core.LSN(f.a >> 1), SyncRound: f.b >> 2, SyncCursor: f.c >> 3,
+			SyncStart: core.LSN(f.d >> 4)}
 	},
 	func(f *fields) core.Message {
 		m := &core.Sync{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b), From: core.LSN(f.c), Upto: core.LSN(f.d),
@@ -253,16 +276,21 @@ var builders = []func(f *fields) core.Message{
 		for i := 0; i+2 < len(ws); i += 3 {
 			m.Dedup = append(m.Dedup, core.DedupRec{Client: ws[i], Req: ws[i+1], LSN: core.LSN(ws[i+2])})
 		}
+		m.ReqBase, m.Round = core.LSN(f.b>>1), uint64(f.x)>>2
 		return m
 	},
 	func(f *fields) core.Message {
 		return &core.AuthRequest{Op: core.AuthOp(f.flags), ReqID: f.a, Vol: core.VolumeID(uint32(f.b)),
 			FromEpoch: core.Epoch(f.c), Node: core.Addr(uint32(f.b >> 32)), Blocks: f.d, RF: uint8(f.x),
-			QoS: core.QoS{IOPS: int64(f.x % (1 << 40)), MBps: int64(f.d % (1 << 20))}, Member: f.a ^ f.c}
+			QoS: core.QoS{IOPS: int64(f.x % (1 << 40)), MBps: int64(f.d % (1 << 20))}, Member: f.a ^ f.c, Name: f.name(0)}
 	},
 	func(f *fields) core.Message {
-		return &core.AuthReply{Op: core.AuthOp(f.flags), ReqID: uint64(f.x), Status: core.Status(f.d >> 8), Config: f.config(),
-			Leader: core.Addr(uint32(f.c))}
+		m := &core.AuthReply{Op: core.AuthOp(f.flags), ReqID: uint64(f.x), Status: core.Status(f.d >> 8), Config: f.config(),
+			Leader: core.Addr(uint32(f.c)), Name: f.name(1), More: f.flag(1)}
+		for i := range f.nBlocks() {
+			m.List = append(m.List, core.VolumeEntry{Name: f.name(i + 2), Config: f.config()})
+		}
+		return m
 	},
 	func(f *fields) core.Message {
 		return &core.HealthCheck{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b)}
@@ -272,7 +300,7 @@ var builders = []func(f *fields) core.Message{
 	func(f *fields) core.Message {
 		return &core.HealthResult{Vol: core.VolumeID(uint32(f.d)), Epoch: core.Epoch(f.x), Healthy: f.flag(0), Config: f.config()}
 	},
-	func(f *fields) core.Message { return &core.ConfigPush{Config: f.config()} },
+	func(f *fields) core.Message { return &core.ConfigPush{Config: f.config(), Deleted: f.flag(1)} },
 	func(f *fields) core.Message {
 		return &core.ConfigPushAck{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b)}
 	},
@@ -299,6 +327,15 @@ var builders = []func(f *fields) core.Message{
 			m.Snapshot = &raft.Snapshot{Index: f.a, Term: f.b, Voters: f.words(0, 5), Data: f.data}
 		}
 		return &core.RaftMsg{M: m}
+	},
+	func(f *fields) core.Message {
+		m := &core.SyncPart{Vol: core.VolumeID(uint32(f.a)), Epoch: core.Epoch(f.b), ReqBase: core.LSN(f.c), Round: f.d,
+			Cursor: uint64(f.x), Base: core.LSN(f.a >> 1), Start: core.LSN(f.b >> 1), Upto: core.LSN(f.c >> 1), Next: f.d >> 1,
+			End: f.flag(0)}
+		for i := range f.nBlocks() {
+			m.Blocks = append(m.Blocks, core.BlockImage{Block: uint64(f.x) + uint64(i), LSN: core.LSN(f.c - uint64(i)), Data: f.blocks(1)})
+		}
+		return m
 	},
 }
 

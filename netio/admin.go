@@ -13,10 +13,10 @@ import (
 	"github.com/cairnstore/cairn/metrics"
 )
 
-// Admin is a node's HTTP API (JSON): volumes (create, show, delete, change QoS) through
-// the authority cell, the node's status, /metrics (Prometheus) and /healthz. Every bad
-// input gets a 4xx with a message; a change is one compare-and-set at the authority, so
-// nothing is half-applied.
+// Admin is a node's HTTP API (JSON): volumes (create, list, show, delete, change QoS)
+// through the authority cell, the node's status and per-volume figures, /metrics
+// (Prometheus) and /healthz. Every bad input gets a 4xx with a message; a change is one
+// compare-and-set at the authority, so nothing is half-applied.
 type Admin struct {
 	r   *Runner
 	cl  *Client
@@ -29,6 +29,8 @@ func NewAdmin(r *Runner, cl *Client) *Admin {
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.Handle("GET /metrics", metrics.Handler(metrics.NewCollector(a.stats)))
 	a.mux.HandleFunc("GET /v1/status", a.status)
+	a.mux.HandleFunc("GET /v1/stats", a.nodeStats)
+	a.mux.HandleFunc("GET /v1/volumes", a.list)
 	a.mux.HandleFunc("POST /v1/volumes", a.create)
 	a.mux.HandleFunc("GET /v1/volumes/{name}", a.show)
 	a.mux.HandleFunc("DELETE /v1/volumes/{name}", a.remove)
@@ -73,7 +75,7 @@ func (a *Admin) healthz(w http.ResponseWriter, req *http.Request) {
 
 // VolumeJSON is a volume as the API shows it.
 type VolumeJSON struct {
-	Name     string      `json:"name"`
+	Name     string      `json:"name"` // the stored name (a numbered volume: its number)
 	ID       uint32      `json:"id"`
 	SizeMiB  uint64      `json:"size_mib"`
 	RF       uint8       `json:"rf"`
@@ -84,33 +86,72 @@ type VolumeJSON struct {
 	QoS      core.QoS    `json:"qos"`
 }
 
-func volumeJSON(name string, c core.Config) VolumeJSON {
-	return VolumeJSON{Name: name, ID: uint32(c.Volume), SizeMiB: c.Blocks * core.BlockSize >> 20, RF: c.RF, Epoch: uint64(c.Epoch),
-		Primary: uint32(c.Primary), InSync: c.InSync, Replicas: c.Replicas, QoS: c.QoS}
+// VolumesJSON is GET /v1/volumes.
+type VolumesJSON struct {
+	Volumes []VolumeJSON `json:"volumes"`
 }
 
-// authority sends r to the cell and maps its answer to HTTP.
-func (a *Admin) authority(w http.ResponseWriter, req *http.Request, name string, r core.AuthRequest, okCode int) {
+// displayName is how the API names a volume: its stored name, or its number.
+func displayName(stored string, id core.VolumeID) string {
+	if stored == "" {
+		return fmt.Sprint(uint32(id))
+	}
+	return stored
+}
+
+func volumeJSON(stored string, c core.Config) VolumeJSON {
+	return VolumeJSON{Name: displayName(stored, c.Volume), ID: uint32(c.Volume), SizeMiB: c.Blocks * core.BlockSize >> 20, RF: c.RF,
+		Epoch: uint64(c.Epoch), Primary: uint32(c.Primary), InSync: c.InSync, Replicas: c.Replicas, QoS: c.QoS}
+}
+
+// ask sends r to the cell; a failure is answered (503) and reported as nil.
+func (a *Admin) ask(w http.ResponseWriter, req *http.Request, r core.AuthRequest) *core.AuthReply {
 	ctx, cancel := context.WithTimeout(req.Context(), adminTimeout)
 	defer cancel()
 	rep, err := a.cl.Admin(ctx, r)
 	if err != nil {
-		fail(w, http.StatusServiceUnavailable, "the authority cell did not answer within %v: %v", adminTimeout, err)
+		fail(w, http.StatusServiceUnavailable, "the authority cell did not answer within %v (is a majority of its members up?): %v", adminTimeout, err)
+		return nil
+	}
+	return rep
+}
+
+// authority sends r (about the volume the operator called name) to the cell and maps
+// its answer to HTTP.
+func (a *Admin) authority(w http.ResponseWriter, req *http.Request, name string, r core.AuthRequest, okCode int) {
+	rep := a.ask(w, req, r)
+	if rep == nil {
 		return
 	}
 	switch rep.Status {
 	case core.StatusOK:
-		writeJSON(w, okCode, volumeJSON(name, rep.Config))
+		if r.Op == core.OpGetConfig && r.Name != "" && rep.Name != r.Name {
+			// The id is another volume's, whose name hashes alike: not the one asked for.
+			fail(w, http.StatusNotFound, "no volume %q", name)
+			return
+		}
+		writeJSON(w, okCode, volumeJSON(rep.Name, rep.Config))
 	case core.StatusNotFound:
 		fail(w, http.StatusNotFound, "no volume %q", name)
 	case core.StatusConflict:
 		if r.Op == core.OpCreateVolume {
+			if rep.Name != r.Name {
+				fail(w, http.StatusConflict, "volume name %q collides with volume %q (both map to id %d; a rare hash collision): choose another name",
+					name, displayName(rep.Name, rep.Config.Volume), uint32(rep.Config.Volume))
+				return
+			}
 			fail(w, http.StatusConflict, "volume %q already exists", name)
 			return
 		}
 		fail(w, http.StatusConflict, "volume %q changed meanwhile (epoch %d); retry", name, rep.Config.Epoch)
 	case core.StatusInvalid:
 		fail(w, http.StatusBadRequest, "the authority refused the request for volume %q (not enough zones for its RF, or bad QoS)", name)
+	case core.StatusUnavailable:
+		if r.Op == core.OpCreateVolume {
+			fail(w, http.StatusServiceUnavailable, "volume %q was deleted and a host that held it has not yet confirmed; retry when every node is up", name)
+			return
+		}
+		fail(w, http.StatusServiceUnavailable, "volume %q: the authority is not ready; retry", name)
 	default:
 		fail(w, http.StatusServiceUnavailable, "volume %q: %v", name, rep.Status)
 	}
@@ -134,12 +175,25 @@ func decode(w http.ResponseWriter, req *http.Request, v any) bool {
 	return true
 }
 
+// volumeRef maps a volume argument to its id and the name the authority stores for it
+// (empty for a numbered volume).
+func volumeRef(s string) (core.VolumeID, string, error) {
+	id, err := VolumeIDOf(s)
+	if err != nil {
+		return 0, "", err
+	}
+	if id < 1<<31 {
+		return id, "", nil
+	}
+	return id, s, nil
+}
+
 func (a *Admin) create(w http.ResponseWriter, req *http.Request) {
 	var c createRequest
 	if !decode(w, req, &c) {
 		return
 	}
-	id, err := VolumeIDOf(c.Name)
+	id, stored, err := volumeRef(c.Name)
 	if err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
@@ -161,33 +215,69 @@ func (a *Admin) create(w http.ResponseWriter, req *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	a.authority(w, req, c.Name, core.AuthRequest{Op: core.OpCreateVolume, Vol: id, Blocks: size / core.BlockSize, RF: c.RF, QoS: q}, http.StatusCreated)
+	a.authority(w, req, c.Name, core.AuthRequest{Op: core.OpCreateVolume, Vol: id, Blocks: size / core.BlockSize, RF: c.RF, QoS: q, Name: stored},
+		http.StatusCreated)
 }
 
-func (a *Admin) nameOf(w http.ResponseWriter, req *http.Request) (string, core.VolumeID, bool) {
+// maxListPages bounds one listing (2^20 volumes at 256 a page).
+const maxListPages = 4096
+
+func (a *Admin) list(w http.ResponseWriter, req *http.Request) {
+	out := VolumesJSON{Volumes: []VolumeJSON{}}
+	cursor := core.VolumeID(0)
+	for range maxListPages {
+		rep := a.ask(w, req, core.AuthRequest{Op: core.OpListVolumes, Vol: cursor})
+		if rep == nil {
+			return
+		}
+		if rep.Status != core.StatusOK {
+			fail(w, http.StatusServiceUnavailable, "listing volumes: the authority answered %v", rep.Status)
+			return
+		}
+		for _, e := range rep.List {
+			if e.Config.Volume <= cursor {
+				fail(w, http.StatusInternalServerError, "listing volumes: volume %d out of order after %d", e.Config.Volume, cursor)
+				return
+			}
+			cursor = e.Config.Volume
+			out.Volumes = append(out.Volumes, volumeJSON(e.Name, e.Config))
+		}
+		if !rep.More {
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		if len(rep.List) == 0 {
+			fail(w, http.StatusInternalServerError, "listing volumes: a page without volumes says more follow")
+			return
+		}
+	}
+	fail(w, http.StatusInternalServerError, "listing volumes: more than %d pages", maxListPages)
+}
+
+func (a *Admin) nameOf(w http.ResponseWriter, req *http.Request) (string, core.VolumeID, string, bool) {
 	name := req.PathValue("name")
-	id, err := VolumeIDOf(name)
+	id, stored, err := volumeRef(name)
 	if err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)
-		return "", 0, false
+		return "", 0, "", false
 	}
-	return name, id, true
+	return name, id, stored, true
 }
 
 func (a *Admin) show(w http.ResponseWriter, req *http.Request) {
-	if name, id, ok := a.nameOf(w, req); ok {
-		a.authority(w, req, name, core.AuthRequest{Op: core.OpGetConfig, Vol: id}, http.StatusOK)
+	if name, id, stored, ok := a.nameOf(w, req); ok {
+		a.authority(w, req, name, core.AuthRequest{Op: core.OpGetConfig, Vol: id, Name: stored}, http.StatusOK)
 	}
 }
 
 func (a *Admin) remove(w http.ResponseWriter, req *http.Request) {
-	if name, id, ok := a.nameOf(w, req); ok {
-		a.authority(w, req, name, core.AuthRequest{Op: core.OpDeleteVolume, Vol: id}, http.StatusOK)
+	if name, id, stored, ok := a.nameOf(w, req); ok {
+		a.authority(w, req, name, core.AuthRequest{Op: core.OpDeleteVolume, Vol: id, Name: stored}, http.StatusOK)
 	}
 }
 
 func (a *Admin) setQoS(w http.ResponseWriter, req *http.Request) {
-	name, id, ok := a.nameOf(w, req)
+	name, id, stored, ok := a.nameOf(w, req)
 	if !ok {
 		return
 	}
@@ -200,7 +290,7 @@ func (a *Admin) setQoS(w http.ResponseWriter, req *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	a.authority(w, req, name, core.AuthRequest{Op: core.OpSetQoS, Vol: id, QoS: q}, http.StatusOK)
+	a.authority(w, req, name, core.AuthRequest{Op: core.OpSetQoS, Vol: id, QoS: q, Name: stored}, http.StatusOK)
 }
 
 // StatusJSON is a node's view of itself.
@@ -251,6 +341,68 @@ func (a *Admin) status(w http.ResponseWriter, req *http.Request) {
 		s.Volumes = append(s.Volumes, vs)
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// StatsJSON is GET /v1/stats: this node's figures for every volume it serves or served
+// as primary (counters since the node started; latencies from arrival to reply).
+type StatsJSON struct {
+	Node          uint32            `json:"node"`
+	Zone          uint32            `json:"zone"`
+	GlobalRate    int64             `json:"global_rate_ops"` // the adaptive node-wide admission rate
+	GlobalTokens  int64             `json:"global_tokens"`
+	DiskLatencyUS int64             `json:"disk_latency_us"` // smoothed storage latency the rate adapts to
+	StorageQueue  int               `json:"storage_queue"`
+	Volumes       []VolumeStatsJSON `json:"volumes"`
+}
+
+// VolumeStatsJSON is one volume's figures on this node.
+type VolumeStatsJSON struct {
+	ID        uint32        `json:"id"`
+	Primary   bool          `json:"primary"` // this node is its primary now
+	QoS       core.QoS      `json:"qos"`
+	Admitted  uint64        `json:"admitted"`
+	Lent      uint64        `json:"lent"`
+	Throttled uint64        `json:"throttled"`
+	Busy      uint64        `json:"busy"`
+	Queued    int           `json:"queued"`
+	Credits   int64         `json:"credits"` // burst credits (-1: not throttled)
+	Ops       []OpStatsJSON `json:"ops"`     // read, write, flush
+}
+
+// OpStatsJSON is one operation class's latency on a volume, in microseconds.
+type OpStatsJSON struct {
+	Op    string `json:"op"`
+	Count uint64 `json:"count"`
+	P50   int64  `json:"p50_us"`
+	P90   int64  `json:"p90_us"`
+	P99   int64  `json:"p99_us"`
+	P999  int64  `json:"p999_us"`
+}
+
+func (a *Admin) nodeStats(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+	defer cancel()
+	var st core.NodeStats
+	if err := a.r.Do(ctx, func(n *core.Node) { st = n.Stats() }); err != nil {
+		fail(w, http.StatusServiceUnavailable, "the node's event loop did not answer: %v", err)
+		return
+	}
+	out := StatsJSON{Node: uint32(a.r.cfg.Params.Self), Zone: a.r.cfg.Params.Zone, GlobalRate: st.GlobalRate, GlobalTokens: st.GlobalTokens,
+		DiskLatencyUS: st.DiskLatency / 1000, StorageQueue: st.StorageQueue, Volumes: []VolumeStatsJSON{}}
+	for _, v := range st.Volumes {
+		vs := VolumeStatsJSON{ID: uint32(v.Volume), Primary: v.Primary, QoS: v.QoS, Admitted: v.Admitted, Lent: v.Lent,
+			Throttled: v.Throttled, Busy: v.Busy, Queued: v.Queued, Credits: v.Credits, Ops: []OpStatsJSON{}}
+		for c := core.OpClass(0); c < core.NumOpClasses; c++ {
+			o := OpStatsJSON{Op: c.String()}
+			if h := v.Latency[c]; h != nil {
+				o.Count = h.Count()
+				o.P50, o.P90, o.P99, o.P999 = h.Quantile(0.5)/1000, h.Quantile(0.9)/1000, h.Quantile(0.99)/1000, h.Quantile(0.999)/1000
+			}
+			vs.Ops = append(vs.Ops, o)
+		}
+		out.Volumes = append(out.Volumes, vs)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // ParseSize reads 1G, 512M, 4096K, 2GiB or a byte count: a positive multiple of 4 KiB.

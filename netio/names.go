@@ -10,8 +10,11 @@ import (
 )
 
 // VolumeIDOf maps a volume argument to its id: a number is the id itself (below 2^31); a
-// name is hashed into the upper half of the id space (FNV-1a). Names are not stored by
-// the authority yet, so two names that hash alike are one volume (1 in 2^31 per pair).
+// name is hashed into the upper half of the id space (FNV-1a). The authority stores each
+// volume's name with it (AuthRequest.Name), so two names that hash alike (1 in 2^31 per
+// pair) never become one volume: the second create is refused as a collision (the admin
+// API answers 409 naming the other volume), and a read, delete or QoS change under the
+// other name answers not found instead of touching the stored volume.
 func VolumeIDOf(s string) (core.VolumeID, error) {
 	if s == "" {
 		return 0, errors.New("missing volume (a number or a name)")
@@ -22,13 +25,8 @@ func VolumeIDOf(s string) (core.VolumeID, error) {
 		}
 		return core.VolumeID(n), nil
 	}
-	if len(s) > 64 {
-		return 0, fmt.Errorf("volume name %q longer than 64 bytes", s)
-	}
-	for _, r := range s {
-		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return 0, fmt.Errorf("volume name %q: use letters, digits, '-', '_' and '.'", s)
-		}
+	if err := core.CheckVolumeName(s); err != nil {
+		return 0, err
 	}
 	h := fnv.New32a()
 	h.Write([]byte(s))

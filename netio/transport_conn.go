@@ -45,7 +45,11 @@ func isProtocolError(err error) bool {
 }
 
 // readLoop delivers c's messages until c fails; keepalives only renew the idle deadline.
-func (t *Transport) readLoop(c *conn) {
+// readLoop reads c's messages and delivers them. For a client's connection (in not nil)
+// every message also makes c the one the client is answered on: a client that redialed
+// may have an older connection whose hello arrived last, and whose close would otherwise
+// leave the client with no route (found by the e2e fault test).
+func (t *Transport) readLoop(c *conn, in *inbound) {
 	var buf []byte
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
@@ -69,6 +73,9 @@ func (t *Transport) readLoop(c *conn) {
 			buf = p[:0]
 		}
 		t.stats.received.Add(1)
+		if in != nil {
+			t.answerOn(c.peer, in)
+		}
 		t.deliver(c.peer, m)
 	}
 }

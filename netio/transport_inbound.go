@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/cairnstore/cairn/core"
 )
 
 // inbound is an accepted connection and the queue of messages to send back on it.
@@ -42,6 +44,16 @@ func (t *Transport) acceptLoop() {
 	}
 }
 
+// answerOn makes in the connection the client is answered on (it delivered a message
+// last), unless in has already closed.
+func (t *Transport) answerOn(peer core.Addr, in *inbound) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.clients[peer] != in && !in.q.isClosed() {
+		t.clients[peer] = in
+	}
+}
+
 // serveInbound exchanges hellos, then reads from the connection and, for an endpoint
 // not in the address book, writes its replies back on it.
 func (t *Transport) serveInbound(nc net.Conn) {
@@ -66,15 +78,20 @@ func (t *Transport) serveInbound(nc net.Conn) {
 		t.clients[c.peer] = in // the newest connection from an endpoint answers it
 		t.mu.Unlock()
 		defer func() {
+			// Close the queue first: answerOn never makes a closed connection the route.
+			putBufs(in.q.close())
 			t.mu.Lock()
 			if t.clients[c.peer] == in {
 				delete(t.clients, c.peer)
 			}
 			t.mu.Unlock()
-			putBufs(in.q.close())
 		}()
 	}
-	t.spawn(func() { t.readLoop(c) })
+	var route *inbound
+	if _, known := t.peers[c.peer]; !known {
+		route = in
+	}
+	t.spawn(func() { t.readLoop(c, route) })
 	t.pump(c, in.q)
 	c.fail(net.ErrClosed)
 	t.log.Debug("inbound closed", "peer", c.peer, "err", c.err)

@@ -50,7 +50,7 @@ func (t *Transport) runPeer(p *peer) {
 		connected = true
 		t.log.Debug("connected", "peer", p.addr, "at", p.hostport, "nonce", c.nonce)
 		start := time.Now()
-		t.spawn(func() { t.readLoop(c) })
+		t.spawn(func() { t.readLoop(c, nil) })
 		p.q.signal() // runPeer may have taken the wake-up meant for the writer
 		t.pump(c, p.q)
 		c.fail(net.ErrClosed)

@@ -62,6 +62,13 @@ func (q *sendQueue) len() int {
 	return len(q.items)
 }
 
+// isClosed reports whether close was called.
+func (q *sendQueue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
 // close refuses further pushes and returns what was still queued.
 func (q *sendQueue) close() [][]byte {
 	q.mu.Lock()

@@ -22,7 +22,12 @@ for i in 1 2 3; do
 	"$BIN" node --id "$i" --peers "$PEERS" --data-dir "$DATA/n$i" >>"$DATA/n$i.log" 2>&1 &
 	pids+=($!)
 done
-if out=$("$BIN" volume create demo --size 1G --rf 2 --peers "$PEERS" 2>&1); then
+ADMIN=http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003 # each node's --admin: port + 1000
+for _ in $(seq 1 100); do # every admin API up
+	"$BIN" status --admin "$ADMIN" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+if out=$("$BIN" volume create demo --size 1G --rf 2 --admin "$ADMIN" 2>&1); then
 	echo "$out"
 elif [[ $out == *"already exists"* ]]; then
 	echo "volume demo exists (reusing $DATA)"
@@ -44,7 +49,9 @@ Volume demo (1 GiB, RF 2) is at nbd://$NBD/demo. Try:
   qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k' nbd://$NBD/demo
   nbdinfo nbd://$NBD/demo
   fio --name=t --ioengine=nbd --uri=nbd://$NBD/demo --rw=randwrite --bs=4k --iodepth=32 --size=64m --verify=crc32c
-  $BIN volume show demo --peers $PEERS
+  $BIN volume list          # or: show demo, create NAME --size 1G, qos, delete (see --help)
+  $BIN status
+  $BIN stats demo
 
 Ctrl-C stops the cluster; a second 'make run' reuses the data.
 MSG

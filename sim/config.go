@@ -176,6 +176,12 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		s.params.FailTimeout = pick(r, s.params.Lease/2, s.params.Lease+100*ms, s.params.Lease+pick[int64](r, 400, 1000)*ms)
 		s.params.ShrinkTimeout = pick[int64](r, 200, 500, 800) * ms
 		s.params.CheckpointEvery = int(pick[int64](r, 16, 128, 512))
+		// Catch-up messages hold few blocks, so a member behind by more than that catches up
+		// in parts, under every fault (drawn from a stream of its own: the other draws stay).
+		sr := core.NewRand(o.Seed ^ 0x5e9c_b10c_5e9c_b10c)
+		if sr.Intn(8) != 0 {
+			s.params.MaxSyncBlocks = int(pick[int64](sr, 1, 2, 3, 4, 6, 8, 16, 64))
+		}
 	}
 	if o.Nodes > 0 {
 		s.nodes = max(o.Nodes, s.zones)

@@ -27,6 +27,9 @@ type configPending struct {
 
 // recordAuthRequest notes a request's first send.
 func (w *world) recordAuthRequest(from core.Addr, r *core.AuthRequest) {
+	if w.doomed != 0 && r.Vol == w.doomed {
+		return // the volume the operator deletes: the model has no deletion (sim/delete.go)
+	}
 	k := configKey{from, r.ReqID, r.Vol}
 	if _, ok := w.cfgPending[k]; ok {
 		return // a retransmission of the same request
@@ -47,6 +50,11 @@ func (w *world) recordAuthRequest(from core.Addr, r *core.AuthRequest) {
 	case core.OpRequestHost:
 		op.Kind = histories.ConfigGrant
 	default:
+		// Not recorded: OpListVolumes reads many volumes at once (the model is a register per
+		// volume; a list is a read of each, and GetConfig already checks the read path), and
+		// the simulator's operator never deletes a volume (OpDeleteVolume is not modelled)
+		// nor joins the cell (OpJoinCell is the cell's own). Their replies match no pending
+		// operation and are ignored by recordAuthReply.
 		return
 	}
 	q, _ := r.QoS.Normalize()

@@ -55,11 +55,27 @@ var mutants = []mutant{
 		seeds: 100,
 	},
 	{
+		name:  "a host acknowledges a deletion without freeing the volume's blocks",
+		file:  "core/delete.go",
+		from:  "if err := n.st.DeleteVolume(vol); err != nil {",
+		to:    "if err := error(nil); err != nil {",
+		seeds: 30,
+	},
+	{
 		name:  "the authority leader serves configuration reads without a read index",
 		file:  "core/authority.go",
 		from:  "a.cell.read(func() {",
 		to:    "func(f func()) { f() }(func() {",
 		seeds: 500,
+	},
+	{
+		// A part brings each block to the primary's state when it was read; blocks behind the
+		// cursor written during the round are covered only from the round's start on.
+		name:  "a catch-up round ends at the last part's point instead of the round's start",
+		file:  "core/secondary.go",
+		from:  "*sr = syncSeries{epoch: sr.epoch, base: s.Start, round: sr.round + 1}",
+		to:    "*sr = syncSeries{epoch: sr.epoch, base: s.Upto, round: sr.round + 1}",
+		seeds: 150,
 	},
 	{
 		name:  "guaranteed admissions wait for the node bucket (a noisy neighbour starves a provisioned volume)",

@@ -9,8 +9,15 @@ import (
 // duplicates and delays (with a long tail, so messages reorder) at the seed's rates.
 func (w *world) send(from, to core.Addr, m core.Message) {
 	w.msgsSent++
-	if r, ok := m.(*core.AuthRequest); ok {
-		w.recordAuthRequest(from, r)
+	switch m := m.(type) {
+	case *core.AuthRequest:
+		w.recordAuthRequest(from, m)
+	case *core.SyncPart:
+		w.syncParts++
+	case *core.Sync:
+		if m.Round > 0 {
+			w.syncSeries++ // the final Sync of a catch-up that went in parts
+		}
 	}
 	b := core.Encode(nil, m)
 	if w.cut[[2]core.Addr{from, to}] > 0 {

@@ -36,6 +36,9 @@ type Result struct {
 	WipedMembers         int      `json:"wiped_members"`
 	ConfigOps            int      `json:"config_ops"` // authority requests checked by the configuration model
 	AuthorityLeaderChgs  int      `json:"authority_leader_changes"`
+	SyncParts            int      `json:"sync_parts"`     // catch-up parts sent (a member behind by more than MaxSyncBlocks)
+	SyncMultipart        int      `json:"sync_multipart"` // final Syncs sent that end a catch-up in parts
+	MaxSyncBlocks        int      `json:"max_sync_blocks"`
 	Shape                string   `json:"shape"`
 	Replay               string   `json:"replay"`
 	HTML                 []string `json:"html,omitempty"`
@@ -101,6 +104,7 @@ func Run(o Options) Result {
 	}
 	w.checkLiveness()
 	w.checkAuthLiveness()
+	w.checkDeletion()
 	if finalDone {
 		w.checkConvergence()
 	}
@@ -123,6 +127,7 @@ func Run(o Options) Result {
 	res.AuthorityMembers, res.AuthorityLeaderChgs = len(w.authorities()), w.leaderChanges
 	res.WipedMembers = w.wipes
 	res.Messages = w.msgsSent
+	res.SyncParts, res.SyncMultipart, res.MaxSyncBlocks = w.syncParts, w.syncSeries, w.s.params.MaxSyncBlocks
 	res.SimSeconds = float64(w.q.now) / 1e9
 	res.Replay = fmt.Sprintf("cairn sim --seed %d", o.Seed)
 	if o.Scenario != ScenarioMixed {
@@ -169,6 +174,7 @@ func (w *world) setup() {
 		w.startNode(sn)
 	}
 	w.createVolumes()
+	w.planDeletion()
 	w.q.at(0, w.sampleQoS)
 	w.scheduleQoSChanges()
 	for i := 0; i < s.clients; i++ {
@@ -226,8 +232,9 @@ func (w *world) adminReply(m core.Message) {
 		if r.Leader != 0 {
 			w.adminLeader = r.Leader
 		}
-		return // the operator's request is retried (creates) or dropped (QoS changes)
+		return // the operator's request is retried (creates, the delete) or dropped (QoS changes)
 	}
+	w.deleteAnswered(r)
 	if r.Status != core.StatusOK && r.Status != core.StatusConflict {
 		w.violation("authority refused admin op %d on volume %d: %v", r.Op, r.Config.Volume, r.Status)
 	}

@@ -52,6 +52,8 @@ type world struct {
 	pauses       int
 	partitions   int
 	msgsSent     uint64
+	syncParts    int // catch-up parts sent (DESIGN 2.5)
+	syncSeries   int // final Syncs sent that end a catch-up in parts
 	msgsDropped  uint64
 	lastPicked   *simNode
 	hasViolation bool
@@ -70,6 +72,11 @@ type world struct {
 	cfgPending map[configKey]configPending
 	cfgOps     []histories.ConfigOp
 	cfgMeta    []configPending
+
+	// doomed: a volume the operator deletes during the safety phase (0: none; sim/delete.go)
+	doomed    core.VolumeID
+	deletedAt int64
+	doomedReq uint64 // the operator's writes to it
 
 	qosAgg map[core.VolumeID]*volAgg
 	seen   map[counterKey]counterSeen

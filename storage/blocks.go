@@ -37,7 +37,7 @@ type blockStore struct {
 	fs      FS
 	dir     string
 	files   map[uint32]File
-	created bool // a file was created since the last sync of the directory
+	created bool // a file was created or removed since the last sync of the directory
 	dirty   map[uint32]bool
 	// synced: a sync has run since the store was opened. Writes made before this open
 	// (by an earlier process, or before a restart) may still be unsynced, so the first
@@ -133,7 +133,42 @@ func (s *blockStore) write(vol uint32, block uint64, data []byte) error {
 	return nil
 }
 
-// sync makes every block write durable, and the directory if files were created.
+// drop removes a volume's block file: its blocks read as zeros at once, and the removal is
+// durable at the next sync (which syncs the directory). A volume without a file is fine.
+func (s *blockStore) drop(vol uint32) error {
+	var errs []error
+	if f := s.files[vol]; f != nil {
+		delete(s.files, vol)
+		if err := f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("storage: close volume %d: %w", vol, err))
+		}
+	}
+	delete(s.dirty, vol)
+	if err := s.fs.Remove(s.dir + "/" + fmt.Sprintf(volPattern, vol)); err != nil && !errors.Is(err, ErrNotExist) {
+		errs = append(errs, fmt.Errorf("storage: remove volume %d: %w", vol, err))
+	}
+	s.created = true // the directory changed: the next sync makes it durable
+	return errors.Join(errs...)
+}
+
+// presyncable returns the files with writes since the last sync, when the file system's
+// files may be synced from another goroutine while the store goes on writing (OSFS; not
+// MemFS, which is single-threaded). Syncing them early only shortens the sync that
+// counts (sync), which a checkpoint runs under the store's lock.
+func (s *blockStore) presyncable() []File {
+	if c, ok := s.fs.(interface{ ConcurrentSync() bool }); !ok || !c.ConcurrentSync() {
+		return nil
+	}
+	var out []File
+	for v := range s.dirty { // order does not matter: each file is synced once
+		if f := s.files[v]; f != nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// sync makes every block write durable, and the directory if files were created or removed.
 func (s *blockStore) sync() error {
 	if !s.synced {
 		names, err := s.fs.List(s.dir)

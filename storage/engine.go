@@ -57,6 +57,12 @@ func (e *Engine) WriteBlocks(vol core.VolumeID, block uint64, data []byte) error
 	return e.blocks.write(uint32(vol), block, data)
 }
 
+// DeleteVolume removes a volume's block file (reads return zeros at once; durable at the
+// next checkpoint, which syncs the directory).
+func (e *Engine) DeleteVolume(vol core.VolumeID) error {
+	return e.blocks.drop(uint32(vol))
+}
+
 // Append journals a record (durable after the next Sync).
 func (e *Engine) Append(rec []byte) error { return e.journal.Append(rec) }
 
@@ -76,6 +82,9 @@ func (e *Engine) Checkpoint(snapshot []byte) error {
 	}
 	return e.journal.Checkpoint(snapshot)
 }
+
+// presyncable: see blockStore.presyncable.
+func (e *Engine) presyncable() []File { return e.blocks.presyncable() }
 
 // JournalSize is the current journal segment's size in bytes.
 func (e *Engine) JournalSize() int64 { return e.journal.Size() }

@@ -36,7 +36,8 @@ import (
 // every read with an error matching ErrCorrupt and *core.CorruptBlockError naming it,
 // until it is written again. Corrupt data is never returned.
 //
-// Actions: append, flush, sync, checkpoint, writeBlocks, readBlocks, crash (MemFS: power
+// Actions: append, flush, sync, checkpoint, writeBlocks, deleteVol (DeleteVolume: a
+// volume's blocks read as zeros; durable at the next checkpoint), readBlocks, crash (MemFS: power
 // loss, then Open; OSFS: Close then Open — the OS keeps unsynced data, which the model
 // allows), restart (Close then Open, no power loss, both file systems) and reopenClean
 // (Sync, Close, Open: everything must be there).
@@ -140,6 +141,7 @@ func (m *ecMachine) actions() map[string]func(*rapid.T) {
 		"sync":        m.sync,
 		"checkpoint":  m.checkpoint,
 		"writeBlocks": m.writeBlocks,
+		"deleteVol":   m.deleteVolume,
 		"readBlocks":  m.readBlocks,
 		"crash":       m.crash,
 		"restart":     m.restart,
@@ -211,6 +213,23 @@ func (m *ecMachine) writeBlocks(t *rapid.T) {
 		b.cur = v
 		b.since = append(b.since, v)
 	}
+}
+
+// deleteVolume drops a volume's blocks: they read as zeros at once; like a write, the
+// deletion is durable at the next checkpoint (after a power loss before it, a block may
+// read any version since its durable one, zeros included).
+func (m *ecMachine) deleteVolume(t *rapid.T) {
+	vol := core.VolumeID(rapid.IntRange(1, 4).Draw(t, "vol")) // 4: never written
+	if err := m.e.DeleteVolume(vol); err != nil {
+		t.Fatalf("DeleteVolume(%d): %v", vol, err)
+	}
+	for k, b := range m.blocks {
+		if k.vol == vol {
+			b.cur = ecZero
+			b.since = append(b.since, ecZero)
+		}
+	}
+	m.checkRead(t, vol, 0, 22)
 }
 
 // want is what block k must read as; nil means "fails as corrupt" (a torn slot).

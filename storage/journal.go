@@ -47,7 +47,8 @@ const (
 	// bytes, so appending a frame overwrites allocated blocks instead of growing the
 	// file, and the fsync after it flushes data only, not the file's size and extents.
 	// On ext4 that halves the cost of the fsync every acknowledged write waits for. A
-	// zero tail reads as the end of a segment (a zeroed frame is never valid).
+	// zero tail reads as the end of a segment (a zeroed frame is never valid). A file
+	// system may choose its own step (MemFS: 4 KiB).
 	preallocChunk = 4 << 20
 )
 
@@ -487,7 +488,11 @@ func (j *Journal) flush() error {
 // prealloc zero-fills the segment from alloc to past end, a whole number of chunks. The
 // zeros become durable with the next Sync, together with the frames written over them.
 func (j *Journal) prealloc(end int64) error {
-	target := (end + preallocChunk - 1) / preallocChunk * preallocChunk
+	chunk := int64(preallocChunk)
+	if p, ok := j.fs.(interface{ PreallocChunk() int64 }); ok && p.PreallocChunk() > 0 {
+		chunk = p.PreallocChunk()
+	}
+	target := (end + chunk - 1) / chunk * chunk
 	zeros := make([]byte, min(target-j.alloc, 1<<20))
 	for j.alloc < target {
 		n := min(int64(len(zeros)), target-j.alloc)

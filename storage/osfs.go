@@ -54,6 +54,10 @@ type OSFS struct {
 // Symbolic links inside root are followed and are trusted.
 func NewOSFS(root string) FS { return &OSFS{root: root} }
 
+// ConcurrentSync reports that a file may be synced from one goroutine while another writes it (and
+// syncing a file another goroutine closed just fails).
+func (o *OSFS) ConcurrentSync() bool { return true }
+
 func (o *OSFS) path(op, name string, allowRoot bool) (string, error) {
 	c, err := cleanPath(op, name, allowRoot)
 	if err != nil {

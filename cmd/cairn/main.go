@@ -1,5 +1,5 @@
-// Command cairn is Cairn's one binary: the simulator today; the node daemon and the
-// operator commands join it as they are built.
+// Command cairn is Cairn's one binary: the simulator, the node daemon, NBD attach and
+// the operator commands (volume, status, stats) over the nodes' admin API.
 package main
 
 import (
@@ -13,12 +13,16 @@ const usage = `cairn — replicated block storage you can replay from one seed.
 Usage:
   cairn sim [flags]     run the deterministic simulator (one seed or a campaign)
   cairn node [flags]    run a storage node (and authority member)
-  cairn volume create|show NAME   manage volumes
+  cairn volume create|list|show|delete|qos   manage volumes (through the admin API)
+  cairn status          every node's state: reachable, authority role, primaries
+  cairn stats [VOLUME]  per-volume latency quantiles and admission counts, per node
   cairn attach VOLUME   serve a volume to local NBD clients
   cairn bench [flags]   measure a volume (or etcd) with random reads and writes
   cairn help            show this help
 
-Run 'cairn sim --help' or 'cairn node --help' for their flags.
+Run 'cairn COMMAND --help' for a command's flags and examples. The operator commands
+(volume, status, stats) talk to the nodes' admin API: --admin or $CAIRN_ADMIN, by default
+the three nodes of 'make run' (http://127.0.0.1:8001,8002,8003).
 `
 
 func main() {
@@ -39,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return volumeMain(args[1:], stdout, stderr)
 	case "attach":
 		return attachMain(args[1:], stdout, stderr)
+	case "status":
+		return statusMain(args[1:], stdout, stderr)
+	case "stats":
+		return statsMain(args[1:], stdout, stderr)
 	case "bench":
 		return benchMain(args[1:], stdout, stderr)
 	case "help", "-h", "--help":

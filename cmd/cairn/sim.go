@@ -196,6 +196,8 @@ type campaignSummary struct {
 	Events         uint64   `json:"events"`
 	Failovers      int      `json:"failovers"`
 	Unnecessary    int      `json:"unnecessary_failovers"`
+	SyncParts      int      `json:"sync_parts"`     // catch-up parts sent
+	SyncMultipart  int      `json:"sync_multipart"` // catch-ups that went in parts, completed
 	CheckSeconds   float64  `json:"check_seconds"`
 	MaxCheck       float64  `json:"max_check_seconds"`
 	MaxCheckSeed   uint64   `json:"max_check_seed"`
@@ -268,6 +270,8 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 		s.Events += r.Events
 		s.Failovers += r.Failovers
 		s.Unnecessary += r.UnnecessaryFailovers
+		s.SyncParts += r.SyncParts
+		s.SyncMultipart += r.SyncMultipart
 		s.CheckSeconds += r.CheckSeconds
 		if r.CheckSeconds > s.MaxCheck {
 			s.MaxCheck, s.MaxCheckSeed = r.CheckSeconds, r.Seed
