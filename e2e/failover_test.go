@@ -71,11 +71,22 @@ func TestFailoverTime(t *testing.T) {
 				t.Fatalf("run %d: write before the kill: %v", run, err)
 			}
 		}
+		// Measure from a healthy volume: every replica in sync (a fresh volume's secondary
+		// may still be joining, and a primary alone in its set cannot fail over).
+		deadline := time.Now().Add(20 * time.Second)
+		for v = c.volume(name); len(v.InSync) < int(v.RF); v = c.volume(name) {
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d: volume %s not fully in sync within 20 s: %+v", run, name, v)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		host := int(v.Primary) - 1
 		killed := time.Now()
 		c.nodes[host].signal(t, syscall.SIGKILL)
 		if err := cl.Write(ctx, id, 20, block(20)); err != nil {
-			t.Fatalf("run %d: first write after SIGKILL of primary node %d: %v", run, v.Primary, err)
+			_, st := c.api("GET", "/v1/volumes/"+name, nil)
+			_, status := c.api("GET", "/v1/status", nil)
+			t.Fatalf("run %d: first write after SIGKILL of primary node %d: %v\nvolume now: %s\nstatus: %s", run, v.Primary, err, st, status)
 		}
 		took := time.Since(killed)
 		times = append(times, took)

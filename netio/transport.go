@@ -52,7 +52,7 @@ func NewTransport(c TransportConfig, deliver func(from core.Addr, m core.Message
 		conns: make(map[*conn]struct{}), clients: make(map[core.Addr]*inbound)}
 	for a, hp := range c.Peers {
 		if a != c.Self {
-			t.peers[a] = &peer{addr: a, hostport: hp, q: newSendQueue(c.QueueLimit, c.QueueBytes)}
+			t.peers[a] = &peer{addr: a, hostport: hp, q: newSendQueue(c.QueueLimit, c.QueueBytes), back: make(chan struct{}, 1)}
 		}
 	}
 	return t, nil

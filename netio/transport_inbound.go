@@ -72,6 +72,12 @@ func (t *Transport) serveInbound(nc net.Conn) {
 	}
 	t.stats.accepted.Add(1)
 	t.log.Debug("accepted", "peer", c.peer, "remote", nc.RemoteAddr(), "nonce", c.nonce)
+	if p := t.peers[c.peer]; p != nil {
+		select { // the peer is up: our redial to it need not wait out its backoff
+		case p.back <- struct{}{}:
+		default:
+		}
+	}
 	in := &inbound{c: c, q: newSendQueue(t.cfg.QueueLimit, t.cfg.QueueBytes)}
 	if _, known := t.peers[c.peer]; !known {
 		t.mu.Lock()

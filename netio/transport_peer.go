@@ -15,6 +15,10 @@ type peer struct {
 	addr     core.Addr
 	hostport string
 	q        *sendQueue
+	// back holds a token when the peer connected to us: it is up again, so a redial
+	// waiting out its backoff dials at once (a restarted node's peers would otherwise
+	// answer it only after up to BackoffMax, long enough for a primary to shrink them).
+	back chan struct{}
 }
 
 // runPeer keeps a connection to p while it has messages: it dials when the queue is
@@ -31,7 +35,7 @@ func (t *Transport) runPeer(p *peer) {
 			}
 			continue
 		}
-		if backoff > 0 && !t.sleep(jitter(backoff)) {
+		if backoff > 0 && !t.sleepOrBack(jitter(backoff), p) {
 			return
 		}
 		c, err := t.dial(p)
@@ -107,6 +111,19 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // sleep waits d, or reports false if the transport stops first.
+// sleepOrBack waits d, or less if p connects to us meanwhile; false when the transport stops.
+func (t *Transport) sleepOrBack(d time.Duration, p *peer) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-t.ctx.Done():
+		return false
+	case <-tm.C:
+	case <-p.back:
+	}
+	return true
+}
+
 func (t *Transport) sleep(d time.Duration) bool {
 	tm := time.NewTimer(d)
 	defer tm.Stop()

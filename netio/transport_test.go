@@ -206,3 +206,19 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A peer that comes back and connects to us is dialled at once, not after our redial
+// backoff: with a 20 s backoff, A's message to B arrives soon after B starts and sends to A.
+func TestRedialSkipsBackoffWhenPeerConnects(t *testing.T) {
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	var atA, atB sink
+	ca := fastConfig(1, addrA, map[core.Addr]string{2: addrB})
+	ca.BackoffMin, ca.BackoffMax = 20*time.Second, 20*time.Second
+	a := startTransport(t, ca, atA.deliver)
+	a.Send(2, testMsg(0)) // B is down: the dial fails and A backs off for 10-20 s
+	eventually(t, 5*time.Second, "a failed dial", func() bool { return a.stats.dialErrors.Load() > 0 })
+	b := startTransport(t, fastConfig(2, addrB, map[core.Addr]string{1: addrA}), atB.deliver)
+	b.Send(1, testMsg(1))
+	atA.waitLen(t, 1, 5*time.Second)
+	atB.waitLen(t, 1, 5*time.Second) // well before A's backoff ends
+}
