@@ -37,8 +37,13 @@ else
 fi
 "$BIN" attach demo --peers "$PEERS" --nbd "$NBD" >>"$DATA/attach.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 50); do
-	grep -q "attached at" "$DATA/attach.log" 2>/dev/null && break
+# Wait (at most 30 s) until the NBD port answers; the log holds earlier runs' lines too.
+for _ in $(seq 1 300); do
+	(exec 3<>"/dev/tcp/${NBD%:*}/${NBD##*:}") 2>/dev/null && break
+	if ! kill -0 "${pids[-1]}" 2>/dev/null; then
+		echo "cairn attach exited; see $DATA/attach.log" >&2
+		exit 1
+	fi
 	sleep 0.1
 done
 cat <<MSG
