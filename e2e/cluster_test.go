@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/testutil"
 )
 
 // binary is the cairn binary built once for the package's tests.
@@ -148,24 +150,6 @@ type clusterOptions struct {
 	front func(id int, private string) string
 }
 
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
-}
-
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	return newClusterWith(t, clusterOptions{nodes: n})
@@ -175,7 +159,7 @@ func newClusterWith(t *testing.T, o clusterOptions) *cluster {
 	t.Helper()
 	n := o.nodes
 	c := &cluster{t: t, bin: cairnBinary(t), dir: t.TempDir(), nodes: make([]*proc, n)}
-	ports := freePorts(t, 2*n)
+	ports := testutil.FreePorts(t, 2*n)
 	var ps []string
 	for i := range n {
 		addr := ports[i]
@@ -317,7 +301,7 @@ func (c *cluster) volume(name string) volumeJSON {
 // attach runs `cairn attach` for the volume and returns its NBD URI once it serves.
 func (c *cluster) attach(name string, extra ...string) (string, *proc) {
 	c.t.Helper()
-	addr := freePorts(c.t, 1)[0]
+	addr := testutil.FreePorts(c.t, 1)[0]
 	args := append([]string{c.bin, "attach", name, "--peers", c.peers, "--nbd", addr}, extra...)
 	p := startProc(c.t, "attach-"+name, filepath.Join(c.dir, "attach-"+name+".log"), args...)
 	c.t.Cleanup(func() { p.signal(c.t, syscall.SIGTERM) })

@@ -12,19 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// needTool skips without tool, except under CI, where .ci/run installs it.
-func needTool(t *testing.T, tool, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not on PATH; CI must have it (.ci/run installs Debian package %s)", tool, pkg)
-	}
-	t.Skipf("%s is not on PATH (apt-get install -y %s)", tool, pkg)
-}
+	"github.com/cairnstore/cairn/internal/testutil"
+)
 
 // needKernel skips where the machine cannot mount a file system made by the test: it
 // takes root, /dev/fuse (nbdfuse) and loop devices. These are properties of the machine,
@@ -116,10 +106,10 @@ func (s *blockStack) close() {
 // system takes new files on the new primary.
 func TestExt4SurvivesPrimaryKill(t *testing.T) {
 	needKernel(t)
-	needTool(t, "nbdfuse", "libnbd-bin")
-	needTool(t, "mkfs.ext4", "e2fsprogs")
-	needTool(t, "fsck.ext4", "e2fsprogs")
-	needTool(t, "losetup", "mount")
+	testutil.NeedTool(t, "nbdfuse", "libnbd-bin")
+	testutil.NeedTool(t, "mkfs.ext4", "e2fsprogs")
+	testutil.NeedTool(t, "fsck.ext4", "e2fsprogs")
+	testutil.NeedTool(t, "losetup", "mount")
 	const size = 256 << 20
 	c := newCluster(t, 3)
 	v := c.createVolume("fs", "256M", 2)

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/testutil"
 )
 
 // A volume whose only replica is down: an NBD read waits at most attach's --timeout and
@@ -12,7 +14,7 @@ import (
 // its data directory, the same attach serves the write it acknowledged before the
 // SIGKILL.
 func TestNoPrimaryGivesEIOThenRecovers(t *testing.T) {
-	needTool(t, "qemu-io", "qemu-utils")
+	testutil.NeedTool(t, "qemu-io", "qemu-utils")
 	c := newCluster(t, 3)
 	v := c.createVolume("lonely", "64M", 1)
 	uri, _ := c.attach("lonely", "--timeout", "3s")

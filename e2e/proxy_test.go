@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/internal/testutil"
 	"github.com/cairnstore/cairn/netio"
 )
 
@@ -481,7 +482,7 @@ func describe(m core.Message) string {
 func TestFaultNetCutsAndHeals(t *testing.T) {
 	base := goroutines()
 	fn := newFaultNet(64)
-	priv := freePorts(t, 2)
+	priv := testutil.FreePorts(t, 2)
 	pub := map[core.Addr]string{}
 	for i, id := range []core.Addr{1, 2} {
 		a, err := fn.add(id, priv[i])

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/internal/testutil"
 	"github.com/cairnstore/cairn/netio"
 )
 
@@ -30,7 +31,7 @@ func TestClientAnsweredAfterHeldConnectionsRelease(t *testing.T) {
 	failed := 0
 	for round := range rounds {
 		fn := newFaultNet(64)
-		priv := freePorts(t, 1)
+		priv := testutil.FreePorts(t, 1)
 		pub, err := fn.add(1, priv[0])
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnstore/cairn/core"
 	"github.com/cairnstore/cairn/core/hist"
+	"github.com/cairnstore/cairn/internal/testutil"
 )
 
 // BenchmarkClusterWrite: durable 4 KiB writes through the client library to an RF 2
@@ -120,7 +121,7 @@ func benchCluster(b *testing.B, qd int, read bool) {
 // newBenchCluster starts three nodes for a benchmark (newTestCluster takes a *testing.T).
 func newBenchCluster(b *testing.B) *testCluster {
 	b.Helper()
-	addrs := freePorts(b, 3)
+	addrs := testutil.FreePorts(b, 3)
 	tc := &testCluster{peers: map[core.Addr]string{}, cancel: make([]context.CancelFunc, 3), errs: make([]chan error, 3),
 		runners: make([]*Runner, 3)}
 	for i := range 3 {

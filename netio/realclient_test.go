@@ -18,19 +18,9 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/internal/testutil"
 	"github.com/cairnstore/cairn/netio/nbd"
 )
-
-func needTool(t *testing.T, tool, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not on PATH; CI must have it (.ci/run installs Debian package %s)", tool, pkg)
-	}
-	t.Skipf("%s is not on PATH (apt-get install -y %s)", tool, pkg)
-}
 
 func tool(t *testing.T, args ...string) string {
 	t.Helper()
@@ -46,10 +36,10 @@ func tool(t *testing.T, args ...string) string {
 }
 
 func TestRealClientsOnCluster(t *testing.T) {
-	needTool(t, "qemu-io", "qemu-utils")
-	needTool(t, "nbdinfo", "libnbd-bin")
-	needTool(t, "nbdcopy", "libnbd-bin")
-	needTool(t, "fio", "fio")
+	testutil.NeedTool(t, "qemu-io", "qemu-utils")
+	testutil.NeedTool(t, "nbdinfo", "libnbd-bin")
+	testutil.NeedTool(t, "nbdcopy", "libnbd-bin")
+	testutil.NeedTool(t, "fio", "fio")
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

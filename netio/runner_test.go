@@ -4,33 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/internal/testutil"
 )
-
-// freePorts returns n loopback addresses that were free a moment ago.
-func freePorts(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
-}
 
 type testCluster struct {
 	peers   map[core.Addr]string
@@ -77,7 +58,7 @@ func (tc *testCluster) stop(t *testing.T, i int) {
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
-	addrs := freePorts(t, n)
+	addrs := testutil.FreePorts(t, n)
 	tc := &testCluster{peers: map[core.Addr]string{}, cancel: make([]context.CancelFunc, n), errs: make([]chan error, n),
 		runners: make([]*Runner, n)}
 	for i := range n {
