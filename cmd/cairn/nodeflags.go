@@ -217,5 +217,10 @@ func (c *nodeConfig) params() core.Params {
 	// eight times fewer than the simulator's 512 records (recovery replays at most this
 	// many records, about 17 MiB of 4 KiB writes).
 	p.CheckpointEvery = 4096
+	// A secondary starts its health check after half a lease of silence instead of more
+	// than one: it cannot be promoted before its promise runs out anyway, and the
+	// authority's probe keeps a live primary in place. The simulator draws this value
+	// (sim/config.go) among others, so its safety is checked on every such seed.
+	p.FailTimeout = p.Lease / 2
 	return p
 }
