@@ -28,19 +28,11 @@ func TestRunnerCatchUpBeyondAFrame(t *testing.T) {
 	}
 	defer cl.Close()
 	const blocks, behind, chunk = 4096, 3072, 64
-	var cfg core.Config
-	for range 100 { // the cell elects its first leader
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		rep, err := cl.Admin(actx, core.AuthRequest{Op: core.OpCreateVolume, Vol: 1, Blocks: blocks, RF: 3})
-		acancel()
-		if err == nil && (rep.Status == core.StatusOK || rep.Status == core.StatusConflict) {
-			cfg = rep.Config
-			break
-		}
+	rep := createVolume(t, ctx, cl, core.AuthRequest{Vol: 1, Blocks: blocks, RF: 3})
+	if rep.Status != core.StatusOK && rep.Status != core.StatusConflict {
+		t.Fatalf("create volume: %+v", rep)
 	}
-	if cfg.Primary == 0 {
-		t.Fatal("create volume: no answer")
-	}
+	cfg := rep.Config
 	data := func(b uint64, gen byte) []byte {
 		out := make([]byte, chunk*core.BlockSize)
 		for i := range out {

@@ -44,17 +44,7 @@ func benchCluster(b *testing.B, qd int, read bool) {
 	}
 	defer cl.Close()
 	const blocks = 16384
-	for range 100 {
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = cl.Admin(actx, core.AuthRequest{Op: core.OpCreateVolume, Vol: 9, Blocks: blocks, RF: 2})
-		acancel()
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
+	createVolume(b, ctx, cl, core.AuthRequest{Vol: 9, Blocks: blocks, RF: 2})
 	data := make([]byte, core.BlockSize)
 	for i := range uint64(64) { // warm: the client knows the primary
 		if err := cl.Write(ctx, 9, i, data); err != nil {

@@ -50,17 +50,7 @@ func TestRealClientsOnCluster(t *testing.T) {
 	}
 	defer cl.Close()
 	const blocks = (96 << 20) / core.BlockSize
-	for range 100 {
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = cl.Admin(actx, core.AuthRequest{Op: core.OpCreateVolume, Vol: 3, Blocks: blocks, RF: 2})
-		acancel()
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	createVolume(t, ctx, cl, core.AuthRequest{Vol: 3, Blocks: blocks, RF: 2})
 	srv, err := nbd.NewServer([]nbd.Export{{Name: "demo", Backend: NewVolume(cl, 3, blocks), MultiConn: true}}, nil)
 	if err != nil {
 		t.Fatal(err)

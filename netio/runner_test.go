@@ -94,17 +94,8 @@ func TestRunnerEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var rep *core.AuthReply
-	for range 100 { // the cell elects its first leader
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		rep, err = cl.Admin(actx, core.AuthRequest{Op: core.OpCreateVolume, Vol: 1, Blocks: 256, RF: 2})
-		acancel()
-		if err == nil {
-			break
-		}
-	}
-	if err != nil || (rep.Status != core.StatusOK && rep.Status != core.StatusConflict) {
-		t.Fatalf("create volume: %v %+v", err, rep)
+	if rep := createVolume(t, ctx, cl, core.AuthRequest{Vol: 1, Blocks: 256, RF: 2}); rep.Status != core.StatusOK && rep.Status != core.StatusConflict {
+		t.Fatalf("create volume: %+v", rep)
 	}
 	data := bytes.Repeat([]byte("cairn!"), 4*core.BlockSize/6+1)[:4*core.BlockSize]
 	if err := cl.Write(ctx, 1, 10, data); err != nil {
@@ -156,17 +147,7 @@ func TestVolumeBackend(t *testing.T) {
 	}
 	defer cl.Close()
 	const blocks = 600 // more than two chunks
-	for range 100 {
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = cl.Admin(actx, core.AuthRequest{Op: core.OpCreateVolume, Vol: 2, Blocks: blocks, RF: 3})
-		acancel()
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	createVolume(t, ctx, cl, core.AuthRequest{Vol: 2, Blocks: blocks, RF: 3})
 	v := NewVolume(cl, 2, blocks)
 	model := make([]byte, v.Size())
 	write := func(off uint64, n int, b byte) {
@@ -219,17 +200,9 @@ func TestVolumeFollowsFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var rep *core.AuthReply
-	for range 100 {
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		rep, err = cl.Admin(actx, core.AuthRequest{Op: core.OpCreateVolume, Vol: 4, Blocks: 64, RF: 3})
-		acancel()
-		if err == nil {
-			break
-		}
-	}
-	if err != nil || rep.Status != core.StatusOK {
-		t.Fatalf("create: %v %+v", err, rep)
+	rep := createVolume(t, ctx, cl, core.AuthRequest{Vol: 4, Blocks: 64, RF: 3})
+	if rep.Status != core.StatusOK {
+		t.Fatalf("create: %+v", rep)
 	}
 	v := NewVolume(cl, 4, 64)
 	before := bytes.Repeat([]byte{0x42}, 8*core.BlockSize)
@@ -254,4 +227,23 @@ func TestVolumeFollowsFailover(t *testing.T) {
 	if err != nil || now.Config.Primary == old {
 		t.Fatalf("no failover: %v %+v", err, now)
 	}
+}
+
+// createVolume sends a create to the cell until it gets a definite answer (the cell may
+// still be electing its first leader) and returns it; callers check the status.
+func createVolume(tb testing.TB, ctx context.Context, cl *Client, req core.AuthRequest) *core.AuthReply {
+	tb.Helper()
+	req.Op = core.OpCreateVolume
+	var err error
+	for range 100 {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		var rep *core.AuthReply
+		rep, err = cl.Admin(actx, req)
+		acancel()
+		if err == nil && rep.Status != core.StatusUnavailable && rep.Status != core.StatusNotLeader {
+			return rep
+		}
+	}
+	tb.Fatalf("create volume %d: no definite answer: %v", req.Vol, err)
+	return nil
 }
