@@ -12,20 +12,22 @@ import (
 )
 
 // Client runs the deterministic client library (core.Client) over a Transport with the
-// real clock: one goroutine owns the library; Read, Write, Flush and Admin block until
-// their operation completes or ctx ends. Safe for concurrent use.
+// real clock. Every call into the library holds the client's lock, and the goroutine
+// that made it sends what the library produced (to an idle connection, directly): an
+// operation leaves on its caller's goroutine and completes on the transport reader that
+// received its answer, with no loop goroutine in between. A ticker goroutine ticks the
+// library. Read, Write, Flush and Admin block until their operation completes or ctx
+// ends. Safe for concurrent use.
 type Client struct {
 	tr    *Transport
 	log   *slog.Logger
 	start time.Time
 	base  int64
-
-	reqs  chan func()
-	inbox chan inMsg
 	stop  chan struct{}
 	wg    sync.WaitGroup
 
-	// owned by the loop goroutine
+	mu      sync.Mutex // held for every call into c and for the fields below
+	closed  bool
 	c       *core.Client
 	waiting map[uint64]chan core.Completion
 	admin   map[uint64]chan *core.AuthReply
@@ -34,7 +36,6 @@ type Client struct {
 	backlog []func()         // operations waiting for the library's in-flight bound (FIFO, bounded by callers)
 }
 
-// ClientConfig configures a Client.
 type ClientConfig struct {
 	ID          core.Addr            // this endpoint (unique in the cluster; e.g. 1000+)
 	Session     uint64               // unique per client incarnation (e.g. random)
@@ -59,42 +60,38 @@ func NewClient(ctx context.Context, cc ClientConfig) (*Client, error) {
 	if cc.OpTimeout > 0 {
 		p.OpTimeout = int64(cc.OpTimeout)
 	}
-	cl := &Client{log: cc.Log, start: time.Now(), base: time.Now().UnixNano(),
-		reqs: make(chan func(), 256), inbox: make(chan inMsg, inboxLimit), stop: make(chan struct{}),
+	cl := &Client{log: cc.Log, start: time.Now(), base: time.Now().UnixNano(), stop: make(chan struct{}),
 		c: core.NewClient(p), waiting: map[uint64]chan core.Completion{}, admin: map[uint64]chan *core.AuthReply{},
 		nextID: uint64(time.Now().UnixNano()), guess: core.NewLeaderGuess(cc.Authorities)}
-	tr, err := NewTransport(TransportConfig{Self: cc.ID, Peers: cc.Peers, Log: cc.Log}, func(from core.Addr, m core.Message) {
-		select {
-		case cl.inbox <- inMsg{from, m}:
-		default:
-		}
-	})
+	tr, err := NewTransport(TransportConfig{Self: cc.ID, Peers: cc.Peers, Log: cc.Log}, cl.deliver)
 	if err != nil {
 		return nil, err
 	}
+	cl.tr = tr // before Start: deliver and flush use it
 	if err := tr.Start(ctx); err != nil {
 		return nil, err
 	}
-	cl.tr = tr
 	cl.wg.Add(1)
-	go cl.loop()
+	go cl.tick()
 	return cl, nil
 }
 
 func (cl *Client) now() int64 { return cl.base + int64(time.Since(cl.start)) }
 
-// Close stops the client.
+// Close stops the client; operations in flight end with their context.
 func (cl *Client) Close() error {
-	select {
-	case <-cl.stop:
-	default:
+	cl.mu.Lock()
+	if !cl.closed {
+		cl.closed = true
 		close(cl.stop)
 	}
+	cl.mu.Unlock()
 	cl.wg.Wait()
 	return cl.tr.Close()
 }
 
-func (cl *Client) loop() {
+// tick ticks the library every 10 ms until Close.
+func (cl *Client) tick() {
 	defer cl.wg.Done()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -102,61 +99,82 @@ func (cl *Client) loop() {
 		select {
 		case <-cl.stop:
 			return
-		case f := <-cl.reqs:
-			f()
-		case m := <-cl.inbox:
-			if r, ok := m.m.(*core.AuthReply); ok {
-				if ch := cl.admin[r.ReqID]; ch != nil {
-					if r.Status == core.StatusNotLeader {
-						cl.guess.Redirected(r.Leader)
-						continue // the admin call resends
-					}
-					delete(cl.admin, r.ReqID)
-					cl.guess.Heard(m.from)
-					ch <- r
-					continue
-				}
-			}
-			cl.c.Step(cl.now(), m.from, m.m)
 		case <-t.C:
-			cl.c.Tick(cl.now())
+			cl.locked(func() { cl.c.Tick(cl.now()) })
 		}
-		cl.flush()
 	}
 }
 
+// deliver runs on transport reader goroutines: an admin answer goes to its caller, any
+// other message steps the library.
+func (cl *Client) deliver(from core.Addr, m core.Message) {
+	cl.locked(func() {
+		if r, ok := m.(*core.AuthReply); ok {
+			if ch := cl.admin[r.ReqID]; ch != nil {
+				if r.Status == core.StatusNotLeader {
+					cl.guess.Redirected(r.Leader)
+					return // the admin call resends
+				}
+				delete(cl.admin, r.ReqID)
+				cl.guess.Heard(from)
+				ch <- r
+				return
+			}
+		}
+		cl.c.Step(cl.now(), from, m)
+	})
+}
+
+// locked runs f under the lock, then sends what the library produced and completes what
+// it finished; false (f not run) after Close.
+func (cl *Client) locked(f func()) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.closed {
+		return false
+	}
+	f()
+	cl.flush()
+	return true
+}
+
+// flush sends the library's messages, hands completions to their callers (each channel
+// has room for its one completion) and submits backlogged operations the library has
+// room for. cl.mu is held.
 func (cl *Client) flush() {
-	msgs, done := cl.c.Drain()
-	for _, e := range msgs {
-		cl.tr.Send(e.To, e.Msg)
-	}
-	for _, d := range done {
-		if ch := cl.waiting[d.Req]; ch != nil {
-			delete(cl.waiting, d.Req)
-			ch <- d
+	for {
+		msgs, done := cl.c.Drain()
+		for _, e := range msgs {
+			cl.tr.Send(e.To, e.Msg)
 		}
-	}
-	// Operations beyond the library's in-flight bound wait here, in order.
-	for len(cl.backlog) > 0 && cl.c.CanSubmit() {
-		f := cl.backlog[0]
-		cl.backlog = cl.backlog[1:]
-		f()
+		for _, d := range done {
+			if ch := cl.waiting[d.Req]; ch != nil {
+				delete(cl.waiting, d.Req)
+				ch <- d
+			}
+		}
+		if len(cl.backlog) == 0 || !cl.c.CanSubmit() {
+			return
+		}
+		for len(cl.backlog) > 0 && cl.c.CanSubmit() {
+			f := cl.backlog[0]
+			cl.backlog = cl.backlog[1:]
+			f()
+		}
 	}
 }
 
-// do submits an operation on the loop and waits for its completion.
+// do submits an operation and waits for its completion.
 func (cl *Client) do(ctx context.Context, submit func(now int64) uint64) (core.Completion, error) {
 	ch := make(chan core.Completion, 1)
-	var req uint64
-	f := func() {
-		cl.backlog = append(cl.backlog, func() { req = submit(cl.now()); cl.waiting[req] = ch })
-		cl.flush() // submits it now if the library has room, else when an operation completes
+	if err := ctx.Err(); err != nil {
+		return core.Completion{}, err
 	}
-	select {
-	case cl.reqs <- f:
-	case <-ctx.Done():
-		return core.Completion{}, ctx.Err()
-	case <-cl.stop:
+	queued := cl.locked(func() {
+		// Submitted at once if the library has room (flush), else when an operation completes.
+		cl.backlog = append(cl.backlog, func() { cl.waiting[submit(cl.now())] = ch })
+	})
+	if !queued {
 		return core.Completion{}, errors.New("client closed")
 	}
 	select {
@@ -195,28 +213,27 @@ func (cl *Client) Flush(ctx context.Context, vol core.VolumeID) error {
 // every 300 ms with the same id) and returns its answer.
 func (cl *Client) Admin(ctx context.Context, r core.AuthRequest) (*core.AuthReply, error) {
 	ch := make(chan *core.AuthReply, 1)
-	registered := make(chan struct{})
-	cl.reqs <- func() {
+	if !cl.locked(func() {
 		cl.nextID++
 		r.ReqID = cl.nextID
 		cl.admin[r.ReqID] = ch
-		close(registered)
+	}) {
+		return nil, errors.New("client closed")
 	}
-	<-registered
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	for {
-		send := make(chan struct{})
 		// To moves on to the next member after three sends without any answer (a NotLeader
 		// answer names the leader, or moves on at once when it knows none).
-		cl.reqs <- func() { cl.tr.Send(cl.guess.To(), &r); close(send) }
-		<-send
+		cl.locked(func() { cl.tr.Send(cl.guess.To(), &r) })
 		select {
 		case rep := <-ch:
 			return rep, nil
 		case <-ctx.Done():
-			cl.reqs <- func() { delete(cl.admin, r.ReqID) }
+			cl.locked(func() { delete(cl.admin, r.ReqID) })
 			return nil, ctx.Err()
+		case <-cl.stop:
+			return nil, errors.New("client closed")
 		case <-t.C:
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/core"
@@ -25,42 +25,38 @@ type RunnerConfig struct {
 }
 
 // Runner drives one core.Node with the real clock, disk and network, the way the
-// simulator drives it with virtual ones: one goroutine (Run) owns the node and is the only
-// one that calls it; a storage worker carries out the journal appends and checkpoints the
-// node asks for, in order, and reports each completion back to the loop; the transport's
-// reader goroutines hand messages to the loop through a bounded inbox.
+// simulator drives it with virtual ones. The node is single-threaded: every call into it
+// holds the runner's lock (step), and the goroutine that made the call carries out what
+// the node produced before it lets go: messages to the transport (which writes them
+// straight to an idle connection), storage ops to the worker's queue. So a message is
+// handled on the transport reader goroutine that received it, and an append's
+// completion on the storage worker that made it durable, with no hand-off to a loop in
+// between (each hand-off is a wake-up, which on a busy machine costs as much as a round
+// trip on loopback). A ticker goroutine ticks the node; the storage worker carries out
+// the journal appends and checkpoints in order, one fsync for appends in a row.
 type Runner struct {
 	cfg   RunnerConfig
 	log   *slog.Logger
 	n     *core.Node
 	st    *storage.Shared
 	tr    *Transport
-	inbox chan inMsg
-	ops   chan core.StorageOp
-	done  chan opDone
-	calls chan func(*core.Node)
+	ops   *opQueue
 	base  int64
 	start time.Time
 
-	dropped atomic.Uint64 // messages refused because the inbox was full (the protocol retransmits)
-}
-
-type inMsg struct {
-	from core.Addr
-	m    core.Message
-}
-
-type opDone struct {
-	seq uint64
-	err error
+	mu      sync.Mutex     // held for every call into n
+	self    []core.Message // messages the node sent itself, handled before the lock is let go
+	stopped bool           // Run is stopping: the node takes no more input
+	fatal   error          // why the node cannot go on (it stops the runner)
+	failed  chan struct{}  // closed when fatal is set
 }
 
 // Bounds of the runner's queues.
 const (
-	inboxLimit = 1 << 14
-	opsLimit   = 1 << 12
-	doneLimit  = 1 << 14
-	batchLimit = 256 // appends made durable by one fsync
+	inboxLimit = 1 << 14 // the client library's inbox
+	opsLimit   = 1 << 12 // storage ops waiting for the worker before readers wait
+	batchLimit = 256     // appends made durable by one fsync
+	selfLimit  = 1 << 10 // messages to self handled in one step
 )
 
 // identityFile marks a data directory as one node's.
@@ -115,10 +111,8 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
-	r := &Runner{cfg: cfg, log: cfg.Log, st: storage.NewShared(e),
-		inbox: make(chan inMsg, inboxLimit), ops: make(chan core.StorageOp, opsLimit),
-		done: make(chan opDone, doneLimit), calls: make(chan func(*core.Node), 64),
-		base: time.Now().UnixNano(), start: time.Now()}
+	r := &Runner{cfg: cfg, log: cfg.Log, st: storage.NewShared(e), ops: newOpQueue(),
+		base: time.Now().UnixNano(), start: time.Now(), failed: make(chan struct{})}
 	seed := uint64(time.Now().UnixNano()) ^ uint64(cfg.Params.Self)<<40
 	n, err := core.NewNode(cfg.Params, r.st, core.NewRand(seed))
 	if err != nil {
@@ -143,43 +137,66 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 // goes backwards while the process runs and moves forward across restarts.
 func (r *Runner) now() int64 { return r.base + int64(time.Since(r.start)) }
 
-// deliver runs on transport reader goroutines: it only hands the message to the loop.
+// deliver runs on transport reader goroutines: it steps the node with the message, once
+// the storage queue has room (a slow disk slows down the reading of the network).
 func (r *Runner) deliver(from core.Addr, m core.Message) {
-	select {
-	case r.inbox <- inMsg{from, m}:
-	default:
-		r.dropped.Add(1)
+	if !r.ops.waitRoom() {
+		return
+	}
+	r.step(func(now int64) { r.n.Step(now, from, m) })
+}
+
+// step calls f on the node under the lock, then carries out the node's output, and
+// handles any messages the node sent itself (an authority member asking the cell's
+// leader, when it is the leader) through the codec, like any other message.
+func (r *Runner) step(f func(now int64)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	f(r.now())
+	r.flush()
+	for i := 0; len(r.self) > 0 && !r.stopped; i++ {
+		if i == selfLimit {
+			r.halt(fmt.Errorf("node %d: more than %d messages to itself in one step", r.cfg.Params.Self, selfLimit))
+			return
+		}
+		m := r.self[0]
+		r.self = r.self[1:]
+		c, err := core.Decode(core.Encode(nil, m))
+		if err != nil {
+			r.log.Error("a message to self does not decode", "err", err)
+			continue
+		}
+		r.n.Step(r.now(), r.cfg.Params.Self, c)
+		r.flush()
 	}
 }
 
-// loopback delivers a message the node sent to itself (an authority member asking the
-// cell's leader, when it is the leader) through the codec, like any other message.
-func (r *Runner) loopback(m core.Message) {
-	c, err := core.Decode(core.Encode(nil, m))
-	if err != nil {
-		r.log.Error("a message to self does not decode", "err", err)
-		return
+// halt stops the runner because the node cannot go on. r.mu is held.
+func (r *Runner) halt(err error) {
+	if r.fatal == nil {
+		r.fatal = err
+		close(r.failed)
 	}
-	r.deliver(r.cfg.Params.Self, c)
+	r.stopped = true
 }
 
 // Transport returns the runner's transport (its listen address, for tests and logs).
 func (r *Runner) Transport() *Transport { return r.tr }
 
-// Do runs f on the event loop (the only goroutine that may touch the node) and waits.
+// Do runs f on the node (under its lock, like every other call into it).
 func (r *Runner) Do(ctx context.Context, f func(*core.Node)) error {
-	ch := make(chan struct{})
-	select {
-	case r.calls <- func(n *core.Node) { f(n); close(ch) }:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	ran := false
+	r.step(func(int64) { f(r.n); ran = true })
+	if !ran {
+		return errors.New("netio: node stopped")
 	}
+	return nil
 }
 
 // Run recovers the node and serves until ctx is done (a graceful stop: storage work in
@@ -196,8 +213,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	workerDone := make(chan struct{})
 	go r.storageWorker(workerDone)
 	r.log.Info("node started", "node", r.cfg.Params.Self, "zone", r.cfg.Params.Zone, "dir", r.cfg.DataDir)
-	err := r.loop(ctx)
-	close(r.ops)
+	r.step(func(int64) {}) // carry out what recovery produced
+	t := time.NewTicker(r.cfg.Tick)
+	select {
+	case <-ctx.Done():
+	case <-r.failed:
+	case <-r.tickUntil(ctx, t.C):
+	}
+	t.Stop()
+	r.mu.Lock()
+	r.stopped = true // nothing steps the node from here on
+	err := r.fatal
+	r.mu.Unlock()
+	r.ops.close()
 	<-workerDone // every append the node issued is durable (or failed) before we close
 	r.tr.Close()
 	if cerr := r.st.Close(); err == nil && cerr != nil {
@@ -207,91 +235,73 @@ func (r *Runner) Run(ctx context.Context) error {
 	return err
 }
 
-func (r *Runner) loop(ctx context.Context) error {
-	t := time.NewTicker(r.cfg.Tick)
-	defer t.Stop()
-	if err := r.flush(); err != nil {
-		return err
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-r.inbox:
-			r.n.Step(r.now(), m.from, m.m)
-		case d := <-r.done:
-			r.n.StorageDone(r.now(), d.seq, d.err)
-		case <-t.C:
-			r.n.Tick(r.now())
-		case f := <-r.calls:
-			f(r.n)
+// tickUntil ticks the node on every tick of c until ctx is done or the node fails; the
+// returned channel closes then.
+func (r *Runner) tickUntil(ctx context.Context, c <-chan time.Time) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.failed:
+				return
+			case <-c:
+				r.step(func(now int64) { r.n.Tick(now) })
+			}
 		}
-		if err := r.flush(); err != nil {
-			return err
-		}
-	}
+	}()
+	return out
 }
 
-// flush carries out the node's output: messages to the transport, storage ops to the worker.
-func (r *Runner) flush() error {
+// flush carries out the node's output: messages to the transport (or, to itself, to
+// r.self), storage ops to the worker. r.mu is held.
+func (r *Runner) flush() {
 	out := r.n.Drain()
 	for _, e := range out.Msgs {
 		if e.To == r.cfg.Params.Self {
-			r.loopback(e.Msg)
+			r.self = append(r.self, e.Msg)
 			continue
 		}
 		r.tr.Send(e.To, e.Msg)
 	}
-	for _, op := range out.Ops {
-		r.ops <- op // bounded: a slow disk slows the loop (backpressure)
-	}
+	r.ops.push(out.Ops)
 	if out.Fatal != nil {
-		return fmt.Errorf("node %d stopped: %w", r.cfg.Params.Self, out.Fatal)
+		r.halt(fmt.Errorf("node %d stopped: %w", r.cfg.Params.Self, out.Fatal))
 	}
-	return nil
 }
 
 // storageWorker carries out storage ops in order: consecutive appends become durable
-// together (one write, one fsync); a checkpoint waits for the appends before it.
+// together (one write, one fsync); a checkpoint waits for the appends before it. It
+// reports each batch's completions to the node in one step.
 func (r *Runner) storageWorker(finished chan<- struct{}) {
 	defer close(finished)
 	var batch []core.StorageOp
-	for op := range r.ops {
-		batch = append(batch[:0], op)
-	collect:
-		for len(batch) < batchLimit && batch[len(batch)-1].Kind == core.OpAppend {
-			select {
-			case next, ok := <-r.ops:
-				if !ok {
-					break collect
-				}
-				batch = append(batch, next)
-			default:
-				break collect
-			}
+	for {
+		var ok bool
+		batch, ok = r.ops.take(batch[:0], batchLimit)
+		if !ok {
+			return
 		}
-		r.execute(batch)
+		err := r.execute(batch)
+		r.step(func(now int64) {
+			for _, op := range batch {
+				r.n.StorageDone(now, op.Seq, err)
+			}
+		})
+		clear(batch)
 	}
 }
 
-func (r *Runner) execute(batch []core.StorageOp) {
-	i := 0
-	for i < len(batch) {
-		if batch[i].Kind == core.OpCheckpoint {
-			r.done <- opDone{batch[i].Seq, r.st.Checkpoint(batch[i].Data)}
-			i++
-			continue
-		}
-		j := i
-		var recs [][]byte
-		for j < len(batch) && batch[j].Kind == core.OpAppend {
-			recs = append(recs, batch[j].Data)
-			j++
-		}
-		err := r.st.AppendSync(recs)
-		for k := i; k < j; k++ {
-			r.done <- opDone{batch[k].Seq, err}
-		}
-		i = j
+// execute carries out one take's ops: a run of appends (one fsync) or a checkpoint.
+func (r *Runner) execute(batch []core.StorageOp) error {
+	if batch[0].Kind == core.OpCheckpoint {
+		return r.st.Checkpoint(batch[0].Data)
 	}
+	recs := make([][]byte, len(batch))
+	for i, op := range batch {
+		recs[i] = op.Data
+	}
+	return r.st.AppendSync(recs)
 }

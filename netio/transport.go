@@ -122,10 +122,20 @@ func (t *Transport) Send(to core.Addr, m core.Message) {
 		t.stats.unroutable.Add(1)
 		return
 	}
-	b := core.Encode(getBuf(), m)
-	if len(b) > MaxFrame || !q.push(b) {
+	f := core.Encode(getBuf()[:frameHeader], m) // the frame, header filled in below
+	if len(f)-frameHeader > MaxFrame {
 		t.stats.dropped.Add(1)
-		putBufs([][]byte{b})
+		putBufs([][]byte{f})
+		return
+	}
+	putHeader(f, f[frameHeader:])
+	switch ok, sent := q.push(f); {
+	case !ok:
+		t.stats.dropped.Add(1)
+		putBufs([][]byte{f})
+	case sent:
+		t.stats.sent.Add(1)
+		putBufs([][]byte{f})
 	}
 }
 

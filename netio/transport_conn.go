@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cairnstore/cairn/core"
@@ -18,6 +19,7 @@ const (
 // conn is one TCP connection after (or during) the hello exchange.
 type conn struct {
 	nc    net.Conn
+	raw   syscall.RawConn // for writes that must not block; nil if nc has no file descriptor
 	br    *bufio.Reader
 	peer  core.Addr // the remote endpoint, from its hello
 	nonce uint64    // the remote's connection nonce
@@ -27,7 +29,47 @@ type conn struct {
 }
 
 func newConn(nc net.Conn) *conn {
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, ioBufSize), done: make(chan struct{})}
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, ioBufSize), done: make(chan struct{})}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c
+}
+
+// tryWrite writes as much of b as the socket takes at once, without waiting for room,
+// and returns how much that was. Only the goroutine holding the send queue's writing
+// claim calls it. A connection without a file descriptor takes nothing (the writer
+// goroutine sends everything).
+func (c *conn) tryWrite(b []byte) (int, error) {
+	if c.raw == nil {
+		return 0, nil
+	}
+	n := 0
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			k, e := syscall.Write(int(fd), b[n:])
+			if k > 0 {
+				n += k
+			}
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN:
+				return true // full: the writer finishes the frame when there is room
+			case e != nil:
+				werr = e
+				return true
+			case k <= 0:
+				return true
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, werr
 }
 
 // fail closes the connection, waking its reader and writer; the first error sticks.
@@ -80,15 +122,17 @@ func (t *Transport) readLoop(c *conn, in *inbound) {
 	}
 }
 
-// pump writes q's messages to c, and keepalives when idle, until c fails or the
-// transport stops. Messages taken from q but not flushed are counted lost.
+// pump writes q's frames to c, and keepalives when idle, until c fails or the
+// transport stops; senders write to c directly while it is idle (sendQueue.push).
+// Frames taken from q but not flushed are counted lost.
 func (t *Transport) pump(c *conn, q *sendQueue) {
+	q.attach(c)
+	defer q.detach()
 	bw := bufio.NewWriterSize(c.nc, ioBufSize)
 	keep := time.NewTicker(max(t.cfg.IdleTimeout/3, time.Millisecond))
 	defer keep.Stop()
-	var batch, spare [][]byte
-	keepalive := [][]byte{nil} // one zero-length payload
-	busy := false
+	var spare [][]byte
+	busy := false // something was written since the last keepalive tick
 	for {
 		select {
 		case <-t.ctx.Done():
@@ -96,39 +140,73 @@ func (t *Transport) pump(c *conn, q *sendQueue) {
 		case <-c.done:
 			return
 		case <-keep.C:
-			if !busy {
-				if err := t.writeBatch(c, bw, keepalive); err != nil {
-					c.fail(err)
-					return
-				}
-			}
+			keepalive := !busy
 			busy = false
-		case <-q.ready:
-			batch = q.take(spare)
-			if len(batch) == 0 {
-				spare = batch
+			if !keepalive {
 				continue
 			}
-			busy = true
-			err := t.writeBatch(c, bw, batch)
-			putBufs(batch)
-			if err != nil {
-				t.stats.lost.Add(uint64(len(batch)))
-				c.fail(err)
+			if !t.writeClaimed(c, bw, q, &spare, true) {
 				return
 			}
-			t.stats.sent.Add(uint64(len(batch)))
-			clear(batch)
-			spare = batch[:0]
+		case <-q.ready:
+			busy = true
+			if !t.writeClaimed(c, bw, q, &spare, false) {
+				return
+			}
 		}
 	}
 }
 
-// writeBatch writes and flushes frames, each frame under the write timeout.
-func (t *Transport) writeBatch(c *conn, bw *bufio.Writer, batch [][]byte) error {
-	for _, p := range batch {
+// writeClaimed claims q and writes what it holds (and a keepalive if asked), reporting
+// false once c has failed. It does nothing while a sender is writing (that sender
+// signals q when it is done).
+func (t *Transport) writeClaimed(c *conn, bw *bufio.Writer, q *sendQueue, spare *[][]byte, keepalive bool) bool {
+	partial, batch, ok := q.claim(*spare)
+	if !ok {
+		*spare = batch
+		return true
+	}
+	if partial == nil && len(batch) == 0 && !keepalive {
+		q.release()
+		*spare = batch
+		return true
+	}
+	err := t.writeFrames(c, bw, partial, batch, keepalive)
+	q.release()
+	putBufs(batch)
+	msgs := uint64(len(batch))
+	if partial != nil {
+		msgs++ // a sender's message, finished here
+	}
+	if err != nil {
+		t.stats.lost.Add(msgs)
+		c.fail(err)
+		return false
+	}
+	t.stats.sent.Add(msgs)
+	clear(batch)
+	*spare = batch[:0]
+	return true
+}
+
+// keepaliveFrame is a frame with an empty payload.
+var keepaliveFrame = appendFrame(nil, nil)
+
+// writeFrames writes the rest of a partial frame, then whole frames, then a keepalive
+// if asked, and flushes, each under the write timeout.
+func (t *Transport) writeFrames(c *conn, bw *bufio.Writer, partial []byte, frames [][]byte, keepalive bool) error {
+	c.nc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
+	if _, err := bw.Write(partial); err != nil {
+		return err
+	}
+	for _, f := range frames {
 		c.nc.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
-		if err := WriteFrame(bw, p); err != nil {
+		if _, err := bw.Write(f); err != nil {
+			return err
+		}
+	}
+	if keepalive {
+		if _, err := bw.Write(keepaliveFrame); err != nil {
 			return err
 		}
 	}

@@ -82,7 +82,11 @@ func nodeMain(args []string, stdout, stderr io.Writer) int {
 			log.Error("cannot listen for the admin API", "addr", c.admin, "err", err)
 			return 1
 		}
-		hs := &http.Server{Handler: netio.NewAdmin(r, cl), ReadHeaderTimeout: 5 * time.Second}
+		var h http.Handler = netio.NewAdmin(r, cl)
+		if c.pprof {
+			h = withPprof(h)
+		}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = hs.Serve(l) }()
 		defer hs.Close()
 		log.Info("admin API", "addr", l.Addr().String(), "metrics", "http://"+l.Addr().String()+"/metrics")

@@ -22,6 +22,7 @@ type nodeConfig struct {
 	peers       []peer // every storage node, this one included
 	authorities []core.Addr
 	wiped       bool
+	pprof       bool // serve Go's profiler under /debug/pprof/ on the admin listener
 	logLevel    string
 	logFormat   string
 }
@@ -132,6 +133,7 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
 	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
 	fs.BoolVar(&c.wiped, "wiped", wipedEnv, "this node's disk was lost or it replaces a member: rejoin the authority cell under a new identity (env CAIRN_WIPED)")
+	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler (net/http/pprof) under /debug/pprof/ on the admin API, e.g. go tool pprof http://ADMIN/debug/pprof/profile?seconds=10")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", envDefault("CAIRN_LOG_FORMAT", "text"), "text or json")
 	if err := fs.Parse(args); err != nil {
