@@ -495,7 +495,7 @@ func TestFaultNetCutsAndHeals(t *testing.T) {
 	start := func(self core.Addr, listen string, peers map[core.Addr]string) *netio.Transport {
 		tr, err := netio.NewTransport(netio.TransportConfig{Self: self, Listen: listen, Peers: peers,
 			DialTimeout: 500 * time.Millisecond, BackoffMax: 200 * time.Millisecond},
-			func(from core.Addr, m core.Message) { got <- [2]core.Addr{from, self} })
+			func(from core.Addr, m core.Message, _ bool) { got <- [2]core.Addr{from, self} })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -38,7 +38,7 @@ func TestClientAnsweredAfterHeldConnectionsRelease(t *testing.T) {
 		}
 		var node *netio.Transport
 		node, err = netio.NewTransport(netio.TransportConfig{Self: 1, Listen: priv[0], Peers: map[core.Addr]string{1: pub}},
-			func(from core.Addr, m core.Message) {
+			func(from core.Addr, m core.Message, _ bool) {
 				if r, ok := m.(*core.ClientRead); ok {
 					node.Send(from, &core.ClientReply{Vol: r.Vol, Client: r.Client, Req: r.Req, Status: core.StatusOK})
 				}
@@ -51,7 +51,7 @@ func TestClientAnsweredAfterHeldConnectionsRelease(t *testing.T) {
 		}
 		got := make(chan uint64, 1024)
 		cl, err := netio.NewTransport(netio.TransportConfig{Self: 1000, Peers: map[core.Addr]string{1: pub}, DialTimeout: time.Second},
-			func(from core.Addr, m core.Message) {
+			func(from core.Addr, m core.Message, _ bool) {
 				if r, ok := m.(*core.ClientReply); ok {
 					got <- r.Req
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -106,9 +107,10 @@ func (cl *Client) tick() {
 }
 
 // deliver runs on transport reader goroutines: an admin answer goes to its caller, any
-// other message steps the library.
-func (cl *Client) deliver(from core.Addr, m core.Message) {
-	cl.locked(func() {
+// other message steps the library (see Runner.deliver for more).
+func (cl *Client) deliver(from core.Addr, m core.Message, more bool) {
+	var buf [4]Queue
+	qs, _ := cl.lockedQueue(func() {
 		if r, ok := m.(*core.AuthReply); ok {
 			if ch := cl.admin[r.ReqID]; ch != nil {
 				if r.Status == core.StatusNotLeader {
@@ -122,30 +124,48 @@ func (cl *Client) deliver(from core.Addr, m core.Message) {
 			}
 		}
 		cl.c.Step(cl.now(), from, m)
-	})
+	}, buf[:0])
+	for _, q := range qs {
+		if more {
+			cl.tr.Kick(q)
+		} else {
+			cl.tr.Flush(q)
+		}
+	}
 }
 
-// locked runs f under the lock, then sends what the library produced and completes what
-// it finished; false (f not run) after Close.
+// locked runs f under the lock, then queues what the library produced and completes
+// what it finished, and after the lock writes the queued messages out; false (f not run)
+// after Close.
 func (cl *Client) locked(f func()) bool {
+	var buf [4]Queue
+	qs, ok := cl.lockedQueue(f, buf[:0])
+	for _, q := range qs {
+		cl.tr.Flush(q)
+	}
+	return ok
+}
+
+func (cl *Client) lockedQueue(f func(), qs []Queue) ([]Queue, bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.closed {
-		return false
+		return qs, false
 	}
 	f()
-	cl.flush()
-	return true
+	return cl.flush(qs), true
 }
 
-// flush sends the library's messages, hands completions to their callers (each channel
-// has room for its one completion) and submits backlogged operations the library has
-// room for. cl.mu is held.
-func (cl *Client) flush() {
+// flush queues the library's messages (adding their queues to qs), hands completions to
+// their callers (each channel has room for its one completion) and submits backlogged
+// operations the library has room for. cl.mu is held.
+func (cl *Client) flush(qs []Queue) []Queue {
 	for {
 		msgs, done := cl.c.Drain()
 		for _, e := range msgs {
-			cl.tr.Send(e.To, e.Msg)
+			if q := cl.tr.Enqueue(e.To, e.Msg); q != nil && !slices.Contains(qs, q) {
+				qs = append(qs, q)
+			}
 		}
 		for _, d := range done {
 			if ch := cl.waiting[d.Req]; ch != nil {
@@ -154,7 +174,7 @@ func (cl *Client) flush() {
 			}
 		}
 		if len(cl.backlog) == 0 || !cl.c.CanSubmit() {
-			return
+			return qs
 		}
 		for len(cl.backlog) > 0 && cl.c.CanSubmit() {
 			f := cl.backlog[0]

@@ -35,17 +35,24 @@ var ErrFrame = errors.New("netio: bad frame")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// putHeader fills h with the header of a frame carrying payload.
-func putHeader(h []byte, payload []byte) {
+// setHeader fills h with the header of a frame carrying payload.
+func setHeader(h []byte, payload []byte) {
 	copy(h, frameMagic)
 	binary.BigEndian.PutUint32(h[4:], uint32(len(payload)))
 	binary.BigEndian.PutUint32(h[8:], crc32.Checksum(payload, castagnoli))
 }
 
+// putHeader fills in the header of f, a frame whose payload follows frameHeader
+// reserved bytes, and returns f.
+func putHeader(f []byte) []byte {
+	setHeader(f, f[frameHeader:])
+	return f
+}
+
 // appendFrame appends the whole frame carrying payload to dst.
 func appendFrame(dst, payload []byte) []byte {
 	var h [frameHeader]byte
-	putHeader(h[:], payload)
+	setHeader(h[:], payload)
 	return append(append(dst, h[:]...), payload...)
 }
 
@@ -56,7 +63,7 @@ func WriteFrame(w io.Writer, payload []byte) error {
 		return fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrFrame, len(payload), MaxFrame)
 	}
 	h := make([]byte, frameHeader)
-	putHeader(h, payload)
+	setHeader(h, payload)
 	if _, err := w.Write(h); err != nil {
 		return err
 	}

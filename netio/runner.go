@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,7 @@ type Runner struct {
 
 	mu      sync.Mutex     // held for every call into n
 	self    []core.Message // messages the node sent itself, handled before the lock is let go
+	touched []Queue        // send queues written to under the lock, flushed after it
 	stopped bool           // Run is stopping: the node takes no more input
 	fatal   error          // why the node cannot go on (it stops the runner)
 	failed  chan struct{}  // closed when fatal is set
@@ -138,29 +140,49 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 func (r *Runner) now() int64 { return r.base + int64(time.Since(r.start)) }
 
 // deliver runs on transport reader goroutines: it steps the node with the message, once
-// the storage queue has room (a slow disk slows down the reading of the network).
-func (r *Runner) deliver(from core.Addr, m core.Message) {
+// the storage queue has room (a slow disk slows down the reading of the network). When
+// the connection's next message has already arrived (more), the replies are left to the
+// connections' writers, which batch them, and the reader goes on to the next message.
+func (r *Runner) deliver(from core.Addr, m core.Message, more bool) {
 	if !r.ops.waitRoom() {
 		return
 	}
-	r.step(func(now int64) { r.n.Step(now, from, m) })
+	var buf [8]Queue
+	qs := r.stepLocked(func(now int64) { r.n.Step(now, from, m) }, buf[:0])
+	for _, q := range qs {
+		if more {
+			r.tr.Kick(q)
+		} else {
+			r.tr.Flush(q)
+		}
+	}
 }
 
-// step calls f on the node under the lock, then carries out the node's output, and
-// handles any messages the node sent itself (an authority member asking the cell's
-// leader, when it is the leader) through the codec, like any other message.
+// step calls f on the node under the lock and carries out the node's output, handling
+// any messages the node sent itself (an authority member asking the cell's leader, when
+// it is the leader) through the codec, like any other message. The messages are queued
+// under the lock and written out after it (so no socket write holds the node).
 func (r *Runner) step(f func(now int64)) {
+	var buf [8]Queue
+	qs := r.stepLocked(f, buf[:0])
+	for _, q := range qs {
+		r.tr.Flush(q)
+	}
+}
+
+// stepLocked is step's part under the lock; it returns the queues to flush.
+func (r *Runner) stepLocked(f func(now int64), qs []Queue) []Queue {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
-		return
+		return qs
 	}
 	f(r.now())
 	r.flush()
 	for i := 0; len(r.self) > 0 && !r.stopped; i++ {
 		if i == selfLimit {
 			r.halt(fmt.Errorf("node %d: more than %d messages to itself in one step", r.cfg.Params.Self, selfLimit))
-			return
+			break
 		}
 		m := r.self[0]
 		r.self = r.self[1:]
@@ -172,6 +194,10 @@ func (r *Runner) step(f func(now int64)) {
 		r.n.Step(r.now(), r.cfg.Params.Self, c)
 		r.flush()
 	}
+	qs = append(qs, r.touched...)
+	clear(r.touched)
+	r.touched = r.touched[:0]
+	return qs
 }
 
 // halt stops the runner because the node cannot go on. r.mu is held.
@@ -255,8 +281,9 @@ func (r *Runner) tickUntil(ctx context.Context, c <-chan time.Time) <-chan struc
 	return out
 }
 
-// flush carries out the node's output: messages to the transport (or, to itself, to
-// r.self), storage ops to the worker. r.mu is held.
+// flush carries out the node's output: messages to the transport's queues (r.touched
+// lists them for step to flush) or, to itself, to r.self; storage ops to the worker.
+// r.mu is held.
 func (r *Runner) flush() {
 	out := r.n.Drain()
 	for _, e := range out.Msgs {
@@ -264,7 +291,9 @@ func (r *Runner) flush() {
 			r.self = append(r.self, e.Msg)
 			continue
 		}
-		r.tr.Send(e.To, e.Msg)
+		if q := r.tr.Enqueue(e.To, e.Msg); q != nil && !slices.Contains(r.touched, q) {
+			r.touched = append(r.touched, q)
+		}
 	}
 	r.ops.push(out.Ops)
 	if out.Fatal != nil {

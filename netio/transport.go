@@ -17,7 +17,7 @@ import (
 type Transport struct {
 	cfg     TransportConfig
 	log     *slog.Logger
-	deliver func(from core.Addr, m core.Message)
+	deliver func(from core.Addr, m core.Message, more bool)
 	peers   map[core.Addr]*peer // fixed after NewTransport
 	stats   transportCounters
 	inbound atomic.Int64 // inbound connections open (including in their hello)
@@ -37,10 +37,12 @@ type Transport struct {
 
 // NewTransport builds a transport for c.Self. deliver is called for every message
 // received, from the connections' reader goroutines, concurrently and in order per
-// connection: it must hand the message to the caller's single event loop (e.g. over a
-// channel) and return promptly; while it blocks, that connection reads nothing, and
-// Close waits for it.
-func NewTransport(c TransportConfig, deliver func(from core.Addr, m core.Message)) (*Transport, error) {
+// connection: it must handle the message promptly (step a state machine under a lock,
+// or hand it over); while it blocks, that connection reads nothing, and Close waits for
+// it. more reports that the connection's next message has already arrived: a receiver
+// may then leave what it sends in reply to the connections' writers (which batch it)
+// rather than write it itself (see Enqueue, Flush and Kick).
+func NewTransport(c TransportConfig, deliver func(from core.Addr, m core.Message, more bool)) (*Transport, error) {
 	if deliver == nil {
 		return nil, errors.New("netio: nil deliver")
 	}
@@ -103,11 +105,22 @@ func (t *Transport) Addr() net.Addr {
 	return t.ln.Addr()
 }
 
-// Send encodes m and queues it for to without blocking. It drops the message (and
-// counts it) if the queue is full, and counts it unroutable if to is neither a peer nor
-// an endpoint with an inbound connection. Self-addressed messages are unroutable: the
-// caller loops them back itself.
+// Send encodes m and sends it to to without blocking: written straight to an idle
+// connection, or queued for its writer. It drops the message (and counts it) if the queue
+// is full, and counts it unroutable if to is neither a peer nor an endpoint with an
+// inbound connection. Self-addressed messages are unroutable: the caller loops them back
+// itself.
 func (t *Transport) Send(to core.Addr, m core.Message) {
+	if q := t.Enqueue(to, m); q != nil {
+		t.Flush(q)
+	}
+}
+
+// Enqueue encodes m and queues it for to, like Send, but does not write it: the caller
+// calls Flush with the queue it returns (nil if the message was not queued) soon, for
+// example after letting go of a lock, so that what it queued under the lock leaves in
+// one write and no write is made under the lock.
+func (t *Transport) Enqueue(to core.Addr, m core.Message) Queue {
 	var q *sendQueue
 	if p := t.peers[to]; p != nil {
 		q = p.q
@@ -120,22 +133,36 @@ func (t *Transport) Send(to core.Addr, m core.Message) {
 	}
 	if q == nil {
 		t.stats.unroutable.Add(1)
-		return
+		return nil
 	}
 	f := core.Encode(getBuf()[:frameHeader], m) // the frame, header filled in below
-	if len(f)-frameHeader > MaxFrame {
+	if len(f)-frameHeader > MaxFrame || !q.push(putHeader(f), false) {
 		t.stats.dropped.Add(1)
 		putBufs([][]byte{f})
+		return nil
+	}
+	return q
+}
+
+// Queue is a connection's send queue, as Enqueue returns it.
+type Queue = *sendQueue
+
+// Kick leaves what is queued for q's connection to its writer goroutine, which writes
+// it in batches: under load, that costs fewer writes than a Flush per message.
+func (t *Transport) Kick(q Queue) {
+	if q != nil {
+		q.signal()
+	}
+}
+
+// Flush writes what is queued for q's connection, from the calling goroutine if nobody
+// is writing to it and without blocking; the rest is left to its writer.
+func (t *Transport) Flush(q Queue) {
+	if q == nil {
 		return
 	}
-	putHeader(f, f[frameHeader:])
-	switch ok, sent := q.push(f); {
-	case !ok:
-		t.stats.dropped.Add(1)
-		putBufs([][]byte{f})
-	case sent:
-		t.stats.sent.Add(1)
-		putBufs([][]byte{f})
+	if n := q.writeOut(); n > 0 {
+		t.stats.sent.Add(uint64(n))
 	}
 }
 

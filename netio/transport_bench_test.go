@@ -13,9 +13,9 @@ import (
 func BenchmarkTransport4KiB(b *testing.B) {
 	const window = 1024
 	tokens := make(chan struct{}, window)
-	rb := benchTransport(b, TransportConfig{Self: nodeB, Listen: "127.0.0.1:0"}, func(core.Addr, core.Message) { <-tokens })
+	rb := benchTransport(b, TransportConfig{Self: nodeB, Listen: "127.0.0.1:0"}, func(core.Addr, core.Message, bool) { <-tokens })
 	ra := benchTransport(b, TransportConfig{Self: nodeA, Peers: map[core.Addr]string{nodeB: rb.Addr().String()}},
-		func(core.Addr, core.Message) {})
+		func(core.Addr, core.Message, bool) {})
 	m := &core.ClientWrite{Vol: 1, Client: 9, Data: blockFor(1)}
 	b.SetBytes(core.BlockSize)
 	b.ReportAllocs()
@@ -35,7 +35,7 @@ func BenchmarkTransport4KiB(b *testing.B) {
 	}
 }
 
-func benchTransport(b *testing.B, c TransportConfig, deliver func(core.Addr, core.Message)) *Transport {
+func benchTransport(b *testing.B, c TransportConfig, deliver func(core.Addr, core.Message, bool)) *Transport {
 	tr, err := NewTransport(c, deliver)
 	if err != nil {
 		b.Fatal(err)

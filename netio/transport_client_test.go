@@ -15,7 +15,7 @@ func echoNode(t *testing.T, c TransportConfig) *Transport {
 	t.Helper()
 	var node *Transport
 	ready := make(chan struct{})
-	node = startTransport(t, c, func(from core.Addr, m core.Message) {
+	node = startTransport(t, c, func(from core.Addr, m core.Message, _ bool) {
 		<-ready
 		if w, ok := m.(*core.ClientWrite); ok {
 			node.Send(from, &core.ClientReply{Vol: w.Vol, Client: w.Client, Req: w.Req, Status: core.StatusOK})

@@ -37,8 +37,8 @@ func newConn(nc net.Conn) *conn {
 }
 
 // tryWrite writes as much of b as the socket takes at once, without waiting for room,
-// and returns how much that was. Only the goroutine holding the send queue's writing
-// claim calls it. A connection without a file descriptor takes nothing (the writer
+// and returns how much that was. Only the goroutine that is writing for the send queue
+// calls it. A connection without a file descriptor takes nothing (the writer
 // goroutine sends everything).
 func (c *conn) tryWrite(b []byte) (int, error) {
 	if c.raw == nil {
@@ -118,7 +118,7 @@ func (t *Transport) readLoop(c *conn, in *inbound) {
 		if in != nil {
 			t.answerOn(c.peer, in)
 		}
-		t.deliver(c.peer, m)
+		t.deliver(c.peer, m, c.br.Buffered() > 0)
 	}
 }
 
@@ -161,7 +161,7 @@ func (t *Transport) pump(c *conn, q *sendQueue) {
 // false once c has failed. It does nothing while a sender is writing (that sender
 // signals q when it is done).
 func (t *Transport) writeClaimed(c *conn, bw *bufio.Writer, q *sendQueue, spare *[][]byte, keepalive bool) bool {
-	partial, batch, ok := q.claim(*spare)
+	partial, partialMsgs, batch, ok := q.claim(*spare)
 	if !ok {
 		*spare = batch
 		return true
@@ -174,10 +174,7 @@ func (t *Transport) writeClaimed(c *conn, bw *bufio.Writer, q *sendQueue, spare 
 	err := t.writeFrames(c, bw, partial, batch, keepalive)
 	q.release()
 	putBufs(batch)
-	msgs := uint64(len(batch))
-	if partial != nil {
-		msgs++ // a sender's message, finished here
-	}
+	msgs := uint64(len(batch) + partialMsgs) // a sender's messages, finished here, count too
 	if err != nil {
 		t.stats.lost.Add(msgs)
 		c.fail(err)

@@ -24,7 +24,7 @@ type sink struct {
 	got []received
 }
 
-func (s *sink) deliver(from core.Addr, m core.Message) {
+func (s *sink) deliver(from core.Addr, m core.Message, _ bool) {
 	s.mu.Lock()
 	s.got = append(s.got, received{from, m})
 	s.mu.Unlock()
@@ -81,7 +81,7 @@ func fastConfig(self core.Addr, listen string, peers map[core.Addr]string) Trans
 }
 
 // startTransport builds and starts a transport closed at the end of the test.
-func startTransport(t *testing.T, c TransportConfig, deliver func(core.Addr, core.Message)) *Transport {
+func startTransport(t *testing.T, c TransportConfig, deliver func(core.Addr, core.Message, bool)) *Transport {
 	t.Helper()
 	tr, err := NewTransport(c, deliver)
 	if err != nil {

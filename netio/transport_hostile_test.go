@@ -92,7 +92,7 @@ func TestTransportHostilePeers(t *testing.T) {
 func TestTransportInboundLimit(t *testing.T) {
 	c := fastConfig(nodeA, "127.0.0.1:0", nil)
 	c.MaxInbound = 2
-	node := startTransport(t, c, func(core.Addr, core.Message) {})
+	node := startTransport(t, c, func(core.Addr, core.Message, bool) {})
 	addr := node.Addr().String()
 	held := []net.Conn{rawConn(t, addr), rawConn(t, addr)}
 	for _, h := range held { // both are being served: the node sent its hello
@@ -134,7 +134,7 @@ func TestTransportWrongPeer(t *testing.T) {
 		}
 	}()
 	a := startTransport(t, fastConfig(nodeA, "", map[core.Addr]string{nodeB: ln.Addr().String()}),
-		func(core.Addr, core.Message) {})
+		func(core.Addr, core.Message, bool) {})
 	a.Send(nodeB, &core.Heartbeat{})
 	eventually(t, 5*time.Second, "wrong hello refused", func() bool {
 		st := a.Stats()

@@ -59,7 +59,7 @@ func TestTransportPeerDown(t *testing.T) {
 	addrB := freeAddr(t)
 	ca := fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB})
 	ca.QueueLimit = limit
-	a := startTransport(t, ca, func(core.Addr, core.Message) {})
+	a := startTransport(t, ca, func(core.Addr, core.Message, bool) {})
 
 	start := time.Now()
 	for i := range n {
@@ -89,7 +89,7 @@ func TestTransportPeerDown(t *testing.T) {
 // The receiver restarts mid-stream: the sender reconnects and delivery resumes.
 func TestTransportReconnect(t *testing.T) {
 	addrB := freeAddr(t)
-	a := startTransport(t, fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB}), func(core.Addr, core.Message) {})
+	a := startTransport(t, fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB}), func(core.Addr, core.Message, bool) {})
 	var s1, s2 sink
 	b1 := startTransport(t, fastConfig(nodeB, addrB, nil), s1.deliver)
 
@@ -121,7 +121,7 @@ func TestTransportKeepalive(t *testing.T) {
 	addrB := freeAddr(t)
 	ca, cb := fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB}), fastConfig(nodeB, addrB, nil)
 	ca.IdleTimeout, cb.IdleTimeout = 150*time.Millisecond, 150*time.Millisecond
-	a := startTransport(t, ca, func(core.Addr, core.Message) {})
+	a := startTransport(t, ca, func(core.Addr, core.Message, bool) {})
 	var sb sink
 	b := startTransport(t, cb, sb.deliver)
 	a.Send(nodeB, testMsg(0))
@@ -143,13 +143,13 @@ func TestTransportLifecycle(t *testing.T) {
 		{Self: 1, Peers: map[core.Addr]string{2: "no port"}},
 		{Self: 1, QueueLimit: -1},
 	} {
-		if _, err := NewTransport(c, func(core.Addr, core.Message) {}); err == nil {
+		if _, err := NewTransport(c, func(core.Addr, core.Message, bool) {}); err == nil {
 			t.Errorf("config %+v accepted", c)
 		}
 	}
 	// Close before Start, twice; Start after Close fails; Send after Close drops.
 	tr, err := NewTransport(TransportConfig{Self: 1, Peers: map[core.Addr]string{2: "127.0.0.1:1"}},
-		func(core.Addr, core.Message) {})
+		func(core.Addr, core.Message, bool) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestTransportLifecycle(t *testing.T) {
 	}
 	// A started transport stops when its context is cancelled, and Close still works.
 	ctx, cancel := context.WithCancel(context.Background())
-	tr2, err := NewTransport(TransportConfig{Self: 1, Listen: "127.0.0.1:0"}, func(core.Addr, core.Message) {})
+	tr2, err := NewTransport(TransportConfig{Self: 1, Listen: "127.0.0.1:0"}, func(core.Addr, core.Message, bool) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestTransportLifecycle(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	tr, err := NewTransport(TransportConfig{Self: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 70 * time.Millisecond},
-		func(core.Addr, core.Message) {})
+		func(core.Addr, core.Message, bool) {})
 	if err != nil {
 		t.Fatal(err)
 	}
