@@ -161,8 +161,10 @@ func (t *Transport) Flush(q Queue) {
 	if q == nil {
 		return
 	}
-	if n := q.writeOut(); n > 0 {
-		t.stats.sent.Add(uint64(n))
+	n, short := q.writeOut()
+	t.stats.sent.Add(uint64(n))
+	if short {
+		t.stats.shortWrites.Add(1)
 	}
 }
 

@@ -59,13 +59,14 @@ func (q *sendQueue) push(f []byte, wake bool) bool {
 
 // writeOut writes the queued frames to the connection from the calling goroutine when
 // nobody else is writing, without blocking; otherwise (or for what the socket did not
-// take) it wakes the writer. It returns the number of messages written whole.
-func (q *sendQueue) writeOut() int {
+// take) it wakes the writer. It returns the number of messages written whole, and
+// whether the socket took only part of what it was given.
+func (q *sendQueue) writeOut() (whole int, short bool) {
 	q.mu.Lock()
 	c := q.out
 	if q.writing {
 		q.mu.Unlock() // the one writing looks at the queue again when it is done
-		return 0
+		return 0, false
 	}
 	if c == nil || q.partial != nil || q.bytes > directMax || len(q.items) == 0 {
 		more := len(q.items) > 0 || q.partial != nil
@@ -73,7 +74,7 @@ func (q *sendQueue) writeOut() int {
 		if more {
 			q.signal()
 		}
-		return 0
+		return 0, false
 	}
 	q.writing = true
 	items := q.items
@@ -91,7 +92,6 @@ func (q *sendQueue) writeOut() int {
 	if err != nil {
 		c.fail(err) // the writer notices; the messages are lost like any unflushed ones
 	}
-	whole := 0
 	for whole < len(ends) && ends[whole] <= n {
 		whole++
 	}
@@ -109,7 +109,7 @@ func (q *sendQueue) writeOut() int {
 	if more {
 		q.signal()
 	}
-	return whole
+	return whole, n < len(buf) && err == nil
 }
 
 // signal wakes the consumer (idempotent).

@@ -15,12 +15,15 @@ type TransportStats struct {
 	Reconnects   uint64 // outbound connections made to a peer after its first
 	Accepted     uint64 // inbound connections that completed the hello
 	Rejected     uint64 // inbound connections refused at the MaxInbound limit
+	// ShortWrites counts a sender's non-blocking writes that the socket took only part
+	// of (its buffer was full), leaving the rest to the connection's writer.
+	ShortWrites uint64
 }
 
 type transportCounters struct {
 	sent, received, dropped, lost, unroutable atomic.Uint64
 	decodeErrors, dialErrors, reconnects      atomic.Uint64
-	accepted, rejected                        atomic.Uint64
+	accepted, rejected, shortWrites           atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters (each read atomically, not all at once).
@@ -31,5 +34,6 @@ func (t *Transport) Stats() TransportStats {
 		Lost: c.lost.Load(), Unroutable: c.unroutable.Load(),
 		DecodeErrors: c.decodeErrors.Load(), DialErrors: c.dialErrors.Load(),
 		Reconnects: c.reconnects.Load(), Accepted: c.accepted.Load(), Rejected: c.rejected.Load(),
+		ShortWrites: c.shortWrites.Load(),
 	}
 }

@@ -222,3 +222,37 @@ func TestRedialSkipsBackoffWhenPeerConnects(t *testing.T) {
 	atA.waitLen(t, 1, 5*time.Second)
 	atB.waitLen(t, 1, 5*time.Second) // well before A's backoff ends
 }
+
+// A receiver that stops reading fills the sender's socket: the sender's own
+// non-blocking writes then leave partial frames to the connection's writer, and once the
+// receiver reads again every message arrives whole and in order, none lost.
+func TestTransportStalledReceiver(t *testing.T) {
+	const n = 3000 // about 12 MiB of 4 KiB writes: more than loopback's socket buffers
+	addrB := freeAddr(t)
+	ca := fastConfig(nodeA, "", map[core.Addr]string{nodeB: addrB})
+	ca.QueueLimit, ca.QueueBytes = n, 64<<20
+	ca.WriteTimeout = 30 * time.Second
+	release := make(chan struct{})
+	var sb sink
+	var once sync.Once
+	startTransport(t, fastConfig(nodeB, addrB, nil), func(from core.Addr, m core.Message, more bool) {
+		once.Do(func() { <-release }) // the first message stalls the reader
+		sb.deliver(from, m, more)
+	})
+	a := startTransport(t, ca, func(core.Addr, core.Message, bool) {})
+	a.Send(nodeB, testMsg(0))
+	eventually(t, 5*time.Second, "connected", func() bool { return a.Stats().Sent == 1 })
+	for i := 1; i < n; i++ {
+		a.Send(nodeB, testMsg(i))
+	}
+	eventually(t, 10*time.Second, "a short write", func() bool { return a.Stats().ShortWrites > 0 })
+	close(release)
+	seqs := checkStream(t, sb.waitLen(t, n, 30*time.Second), nodeA)
+	if len(seqs) != n || seqs[n-1] != n-1 {
+		t.Fatalf("%d messages, last %d; want %d", len(seqs), seqs[len(seqs)-1], n)
+	}
+	eventually(t, 5*time.Second, "sent counted", func() bool { return a.Stats().Sent == n })
+	if st := a.Stats(); st.Dropped != 0 || st.Lost != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
