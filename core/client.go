@@ -8,15 +8,20 @@ type ClientParams struct {
 	Session        uint64 // unique per client incarnation: the deduplication identity
 	Authorities    []Addr // the authority cell's members
 	AttemptTimeout int64  // resend an unanswered request after this long
-	OpTimeout      int64  // give up (outcome unknown) after this long
-	Backoff        int64  // wait after Busy/Unavailable
-	MaxInFlight    int    // bounded: at most dedupPerClient
+	// RefreshInterval: while an operation waits on a primary that left an attempt
+	// unanswered, the client asks the authority this often (0: every AttemptTimeout) and
+	// resends at once when a newer configuration names another primary.
+	RefreshInterval int64
+	OpTimeout       int64 // give up (outcome unknown) after this long
+	Backoff         int64 // wait after Busy/Unavailable
+	MaxInFlight     int   // bounded: at most dedupPerClient
 }
 
 // DefaultClientParams returns sane timings.
 func DefaultClientParams(id Addr, session uint64, authorities []Addr) ClientParams {
 	return ClientParams{ID: id, Session: session, Authorities: authorities,
-		AttemptTimeout: 300 * Millisecond, OpTimeout: 5 * Second, Backoff: 20 * Millisecond, MaxInFlight: 32}
+		AttemptTimeout: 300 * Millisecond, RefreshInterval: 100 * Millisecond, OpTimeout: 5 * Second,
+		Backoff: 20 * Millisecond, MaxInFlight: 32}
 }
 
 // Completion reports the end of a client operation.
@@ -31,6 +36,13 @@ type Completion struct {
 	Primary Addr
 }
 
+// authAsk is the last configuration request for a volume: when (at most one per
+// attempt timeout), and to which member while it is unanswered (0 once answered).
+type authAsk struct {
+	at int64
+	to Addr
+}
+
 type clientOp struct {
 	req       uint64
 	vol       VolumeID
@@ -43,6 +55,10 @@ type clientOp struct {
 	sentAt    int64 // 0: not sent yet
 	notBefore int64
 	attempts  int
+	epoch     Epoch // the configuration's epoch at the last attempt
+	// suspect: an attempt went unanswered, so its primary may be gone; the client keeps
+	// asking the authority (RefreshInterval) until an answer comes.
+	suspect bool
 }
 
 // Client is the deterministic client library: it caches configurations, follows
@@ -54,7 +70,7 @@ type Client struct {
 	nextReq uint64
 	ops     []*clientOp // in submission order
 	configs map[VolumeID]Config
-	asking  map[VolumeID]int64
+	asking  map[VolumeID]authAsk
 	authReq uint64
 	guess   LeaderGuess
 	out     []Envelope
@@ -66,7 +82,10 @@ func NewClient(p ClientParams) *Client {
 	if p.MaxInFlight <= 0 || p.MaxInFlight > dedupPerClient {
 		p.MaxInFlight = dedupPerClient
 	}
-	return &Client{p: p, configs: map[VolumeID]Config{}, asking: map[VolumeID]int64{}, guess: NewLeaderGuess(p.Authorities)}
+	if p.RefreshInterval <= 0 || p.RefreshInterval > p.AttemptTimeout {
+		p.RefreshInterval = p.AttemptTimeout
+	}
+	return &Client{p: p, configs: map[VolumeID]Config{}, asking: map[VolumeID]authAsk{}, guess: NewLeaderGuess(p.Authorities)}
 }
 
 // InFlight is the number of unfinished operations.
@@ -137,11 +156,15 @@ func (c *Client) Drain() ([]Envelope, []Completion) {
 func (c *Client) attempt(op *clientOp) {
 	cfg, ok := c.configs[op.vol]
 	if !ok {
-		c.askAuthority(op.vol)
+		if op.suspect {
+			c.askAuthorityEvery(op.vol, c.p.RefreshInterval)
+		} else {
+			c.askAuthority(op.vol)
+		}
 		op.sentAt = 0
 		return
 	}
-	op.sentAt = c.now
+	op.sentAt, op.epoch = c.now, cfg.Epoch
 	op.attempts++
 	switch {
 	case op.write:
@@ -155,13 +178,27 @@ func (c *Client) attempt(op *clientOp) {
 	}
 }
 
-func (c *Client) askAuthority(vol VolumeID) {
-	if t, ok := c.asking[vol]; ok && c.now-t < c.p.AttemptTimeout {
-		return
+func (c *Client) askAuthority(vol VolumeID) { c.askAuthorityEvery(vol, c.p.AttemptTimeout) }
+
+// askAuthorityEvery asks the authority for vol's configuration unless it was asked less
+// than every ago.
+func (c *Client) askAuthorityEvery(vol VolumeID, every int64) {
+	if a, ok := c.asking[vol]; ok {
+		if c.now-a.at < every {
+			return
+		}
+		if c.now-a.at >= c.p.AttemptTimeout {
+			// A live leader answers a read in a round trip or two: the member asked is
+			// down or cut off (often the leader that died with the primary). Ask the next
+			// one now rather than after maxMisses unanswered requests, each an attempt
+			// timeout apart.
+			c.guess.Unanswered(a.to)
+		}
 	}
-	c.asking[vol] = c.now
+	to := c.guess.To()
+	c.asking[vol] = authAsk{at: c.now, to: to}
 	c.authReq++
-	c.out = append(c.out, Envelope{To: c.guess.To(), Msg: &AuthRequest{Op: OpGetConfig, ReqID: c.authReq, Vol: vol}})
+	c.out = append(c.out, Envelope{To: to, Msg: &AuthRequest{Op: OpGetConfig, ReqID: c.authReq, Vol: vol}})
 }
 
 func (c *Client) learn(cfg Config) bool {
@@ -199,6 +236,10 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 			return
 		}
 		c.guess.Heard(from)
+		if a, ok := c.asking[m.Config.Volume]; ok {
+			a.to = 0 // answered (the rate limit stays)
+			c.asking[m.Config.Volume] = a
+		}
 		if m.Status == StatusOK && m.Config.Volume != 0 {
 			c.learn(m.Config)
 			c.resendWaiting(m.Config.Volume)
@@ -218,6 +259,7 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 		if op == nil || m.Client != c.p.Session {
 			return // a late duplicate
 		}
+		op.suspect = false // someone answers
 		switch m.Status {
 		case StatusOK:
 			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: StatusOK, Data: m.Data, Epoch: m.Epoch, Primary: from})
@@ -252,9 +294,16 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 	}
 }
 
+// resendWaiting sends vol's operations that wait for a configuration, and those last
+// sent under an older one (their primary may be gone: the new one answers them, with the
+// same request ids, so a write still takes effect at most once).
 func (c *Client) resendWaiting(vol VolumeID) {
+	cfg, ok := c.configs[vol]
 	for _, op := range c.ops {
-		if op.vol == vol && op.sentAt == 0 && c.now >= op.notBefore {
+		if op.vol != vol {
+			continue
+		}
+		if op.sentAt == 0 && c.now >= op.notBefore || ok && op.sentAt != 0 && op.epoch < cfg.Epoch {
 			c.attempt(op)
 		}
 	}
@@ -274,11 +323,17 @@ func (c *Client) Tick(now int64) {
 		case op.sentAt == 0 && c.now >= op.notBefore:
 			c.attempt(op)
 		case op.sentAt != 0 && c.now-op.sentAt >= c.p.AttemptTimeout:
+			op.suspect = true
 			// No answer: the primary may be gone. Refresh the configuration (the authority
 			// answers in a round trip; every other try, the client found a new primary up
 			// to two attempt timeouts late, measured in e2e/failover_test.go).
 			delete(c.configs, op.vol)
 			c.attempt(op)
+		case op.sentAt != 0 && op.suspect && c.now-op.sentAt >= c.p.RefreshInterval:
+			// Still waiting on a primary that left an attempt unanswered: ask the authority
+			// again; a newer configuration resends this at once (resendWaiting) instead of
+			// at the next attempt timeout.
+			c.askAuthorityEvery(op.vol, c.p.RefreshInterval)
 		}
 	}
 }

@@ -305,6 +305,31 @@ func (n *Node) StorageDone(now int64, seq uint64, err error) {
 	}
 }
 
+// authTo is where an authority request goes: the cell's leader when this node is a
+// member of the cell that knows one (its Raft state follows elections, fresher than any
+// guess: a secondary whose guess named a dead leader waited for three of its requests to
+// go unanswered), else the guess.
+func (n *Node) authTo() Addr {
+	if n.auth != nil && n.auth.cell != nil {
+		if l := n.auth.cell.leaderHint(); l != 0 {
+			return l
+		}
+	}
+	return n.authGuess.To()
+}
+
+// authMoved reports whether this node, a member of the cell, now follows a leader other
+// than to, the member a pending request went to (to 0: it answered NotLeader): a new
+// leader was elected meanwhile (to was the leader that died). Such a request is sent again
+// at once; it is never answered by a member that no longer leads.
+func (n *Node) authMoved(to Addr) bool {
+	if to == 0 || n.auth == nil || n.auth.cell == nil {
+		return false
+	}
+	l := n.auth.cell.leaderHint()
+	return l != 0 && l != to
+}
+
 // Step handles one message from another endpoint.
 func (n *Node) Step(now int64, from Addr, m Message) {
 	n.now = max(n.now, now)
@@ -340,6 +365,10 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 	case *AuthReply:
 		if m.Status == StatusNotLeader {
 			n.authGuess.Redirected(m.Leader)
+			if v := n.vols[m.Config.Volume]; v != nil && m.Op == 0 {
+				// The answer to a health check (the only request answered with no op).
+				n.healthRedirected(v, m.Leader != 0 && m.Leader != from)
+			}
 			return // the request is resent (retransmission) to the member named
 		}
 		n.authGuess.Heard(from)

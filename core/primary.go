@@ -547,7 +547,7 @@ func (n *Node) askConfig(v *volume) {
 		v.prim.lastConfigAsk = n.now
 	}
 	n.authReqID++
-	n.send(n.authGuess.To(), &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
+	n.send(n.authTo(), &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
 }
 
 func (n *Node) primaryTick(v *volume) {
@@ -634,7 +634,7 @@ func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
 		return // sent once the intent is journaled (the retransmit path)
 	}
 	p.authSent = n.now
-	n.send(n.authGuess.To(), &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
+	n.send(n.authTo(), &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
 }
 
 func (n *Node) onAuthReply(r *AuthReply) {

@@ -45,6 +45,18 @@ func (g *LeaderGuess) Heard(from Addr) {
 	}
 }
 
+// Unanswered records that to, asked something a live leader answers within a known
+// time (a health check), did not answer: it is down, cut off or no longer leads, so the
+// next request goes to the next member at once instead of after maxMisses silences
+// (which cost a secondary whose guess was the dead member three health-check periods).
+// Only a guess still naming to moves (several requests that went unanswered by the
+// same member move it once).
+func (g *LeaderGuess) Unanswered(to Addr) {
+	if g.leader == to && len(g.members) > 0 {
+		g.misses = maxMisses
+	}
+}
+
 // Redirected records a NotLeader answer: try the member it names, or, if it knows no
 // leader, the next member at once.
 func (g *LeaderGuess) Redirected(hint Addr) {

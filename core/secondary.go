@@ -292,6 +292,22 @@ func (n *Node) partDurable(v *volume, mu *mutation) {
 	n.askSync(v)
 }
 
+// healthRedirected: the member our health check went to does not lead. Ask again soon
+// rather than a probe's timeout later: after a quarter of RetransmitTimeout when it named
+// a leader, after RetransmitTimeout when it knows none (an election is under way). The
+// spacing bounds the requests if stale hints point members at each other.
+func (n *Node) healthRedirected(v *volume, hinted bool) {
+	if !v.healthPending {
+		return
+	}
+	wait := n.p.RetransmitTimeout
+	if hinted {
+		wait /= 4
+	}
+	v.healthTo = 0 // it answered
+	v.healthRetry = min(v.healthRetry, v.healthSent+wait)
+}
+
 func (n *Node) onHealthResult(r *HealthResult) {
 	v := n.learnConfig(r.Config)
 	if v == nil || v.prim != nil || r.Epoch != v.cfg.Epoch || !v.healthPending {
@@ -313,7 +329,7 @@ func (n *Node) requestPromotion(v *volume) {
 	from := v.cfg.Epoch
 	send := func() {
 		n.authReqID++
-		n.send(n.authGuess.To(), &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: from, Node: n.p.Self})
+		n.send(n.authTo(), &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: from, Node: n.p.Self})
 	}
 	if v.promoteFrom == from && v.promoteDurable {
 		send()
@@ -349,9 +365,16 @@ func (n *Node) secondaryTick(v *volume) {
 	if n.now-v.lastHeard < n.p.FailTimeout {
 		return
 	}
-	if v.healthPending && n.now-v.healthSent < n.p.ProbeTimeout*3 {
+	if v.healthPending && n.now < v.healthRetry && !n.authMoved(v.healthTo) {
 		return
 	}
-	v.healthPending, v.healthSent = true, n.now
-	n.send(n.authGuess.To(), &HealthCheck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch})
+	if v.healthPending {
+		// Unanswered: a live leader answers within its probe's timeout and a round trip, so
+		// the member asked is down or cut off (or the message was lost): ask the next one.
+		n.authGuess.Unanswered(v.healthTo)
+	}
+	to := n.authTo()
+	v.healthPending, v.healthSent, v.healthTo = true, n.now, to
+	v.healthRetry = n.now + n.p.ProbeTimeout + n.p.RetransmitTimeout
+	n.send(to, &HealthCheck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch})
 }

@@ -31,6 +31,8 @@ type volume struct {
 	promiseUntil  int64 // we promised not to seek promotion before this time
 	healthPending bool
 	healthSent    int64
+	healthRetry   int64 // ask again if no answer came by then
+	healthTo      Addr  // where the pending health check went (0: it answered NotLeader)
 	wantPromote   bool
 	promoteSent   int64
 	// promoteFrom: the highest epoch we asked to be promoted from (journaled before the

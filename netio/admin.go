@@ -67,7 +67,7 @@ func (a *Admin) healthz(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 	defer cancel()
 	if err := a.r.Do(ctx, func(*core.Node) {}); err != nil {
-		fail(w, http.StatusServiceUnavailable, "the node's event loop did not answer within 1 s")
+		fail(w, http.StatusServiceUnavailable, "the node did not answer within 1 s")
 		return
 	}
 	w.Write([]byte("ok\n"))
@@ -326,7 +326,7 @@ func (a *Admin) status(w http.ResponseWriter, req *http.Request) {
 		s.AuthorityLeader, s.AuthorityTerm, _, s.AuthorityMember = n.AuthorityStatus()
 	})
 	if err != nil {
-		fail(w, http.StatusServiceUnavailable, "the node's event loop did not answer: %v", err)
+		fail(w, http.StatusServiceUnavailable, "the node did not answer: %v", err)
 		return
 	}
 	s.Node, s.Zone, s.GlobalRate = uint32(a.r.cfg.Params.Self), a.r.cfg.Params.Zone, st.GlobalRate
@@ -384,7 +384,7 @@ func (a *Admin) nodeStats(w http.ResponseWriter, req *http.Request) {
 	defer cancel()
 	var st core.NodeStats
 	if err := a.r.Do(ctx, func(n *core.Node) { st = n.Stats() }); err != nil {
-		fail(w, http.StatusServiceUnavailable, "the node's event loop did not answer: %v", err)
+		fail(w, http.StatusServiceUnavailable, "the node did not answer: %v", err)
 		return
 	}
 	out := StatsJSON{Node: uint32(a.r.cfg.Params.Self), Zone: a.r.cfg.Params.Zone, GlobalRate: st.GlobalRate, GlobalTokens: st.GlobalTokens,

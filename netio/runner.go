@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn/core"
@@ -48,9 +49,11 @@ type Runner struct {
 	mu      sync.Mutex     // held for every call into n
 	self    []core.Message // messages the node sent itself, handled before the lock is let go
 	touched []Queue        // send queues written to under the lock, flushed after it
-	stopped bool           // Run is stopping: the node takes no more input
-	fatal   error          // why the node cannot go on (it stops the runner)
-	failed  chan struct{}  // closed when fatal is set
+
+	completing atomic.Int64  // batches handed to the completer and not yet reported
+	stopped    bool          // Run is stopping: the node takes no more input
+	fatal      error         // why the node cannot go on (it stops the runner)
+	failed     chan struct{} // closed when fatal is set
 }
 
 // Bounds of the runner's queues.
@@ -212,17 +215,28 @@ func (r *Runner) halt(err error) {
 // Transport returns the runner's transport (its listen address, for tests and logs).
 func (r *Runner) Transport() *Transport { return r.tr }
 
-// Do runs f on the node (under its lock, like every other call into it).
+// Do runs f on the node (under its lock, like every other call into it) and waits. If
+// ctx ends first (the node is stuck in a long step), Do returns ctx's error and f may
+// still run later: f must only write what the caller reads after a nil error.
 func (r *Runner) Do(ctx context.Context, f func(*core.Node)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ran := false
-	r.step(func(int64) { f(r.n); ran = true })
-	if !ran {
-		return errors.New("netio: node stopped")
+	ran := make(chan bool, 1)
+	go func() {
+		ok := false
+		r.step(func(int64) { f(r.n); ok = true })
+		ran <- ok
+	}()
+	select {
+	case ok := <-ran:
+		if !ok {
+			return errors.New("netio: node stopped")
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
 }
 
 // Run recovers the node and serves until ctx is done (a graceful stop: storage work in
@@ -303,9 +317,16 @@ func (r *Runner) flush() {
 
 // storageWorker carries out storage ops in order: consecutive appends become durable
 // together (one write, one fsync); a checkpoint waits for the appends before it. It
-// reports each batch's completions to the node in one step.
+// reports each batch's completions to the node in one step: itself when nothing else is
+// waiting (no hand-off), else through the completer goroutine, so that under load the
+// next fsync starts while the node handles the last one's completions (which write the
+// committed blocks and answer the clients). Completions reach the node in order.
 func (r *Runner) storageWorker(finished chan<- struct{}) {
 	defer close(finished)
+	completions := make(chan completion, completionLimit)
+	completerDone := make(chan struct{})
+	go r.completer(completions, completerDone)
+	defer func() { close(completions); <-completerDone }()
 	var batch []core.StorageOp
 	for {
 		var ok bool
@@ -313,14 +334,50 @@ func (r *Runner) storageWorker(finished chan<- struct{}) {
 		if !ok {
 			return
 		}
-		err := r.execute(batch)
+		c := completion{err: r.execute(batch)}
+		if r.completing.Load() == 0 && r.ops.len() == 0 {
+			r.complete(batch, c.err) // idle: no hand-off
+			clear(batch)
+			continue
+		}
+		c.seqs = make([]uint64, len(batch))
+		for i, op := range batch {
+			c.seqs[i] = op.Seq
+		}
+		clear(batch)
+		r.completing.Add(1)
+		completions <- c
+	}
+}
+
+// completion is a batch of storage ops carried out, for the completer.
+type completion struct {
+	seqs []uint64
+	err  error
+}
+
+// completionLimit bounds the batches waiting for the completer (the worker then waits).
+const completionLimit = 16
+
+func (r *Runner) completer(in <-chan completion, done chan<- struct{}) {
+	defer close(done)
+	for c := range in {
 		r.step(func(now int64) {
-			for _, op := range batch {
-				r.n.StorageDone(now, op.Seq, err)
+			for _, seq := range c.seqs {
+				r.n.StorageDone(now, seq, c.err)
 			}
 		})
-		clear(batch)
+		r.completing.Add(-1)
 	}
+}
+
+// complete reports a batch's completions from the worker itself.
+func (r *Runner) complete(batch []core.StorageOp, err error) {
+	r.step(func(now int64) {
+		for _, op := range batch {
+			r.n.StorageDone(now, op.Seq, err)
+		}
+	})
 }
 
 // execute carries out one take's ops: a run of appends (one fsync) or a checkpoint.

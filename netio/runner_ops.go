@@ -70,6 +70,13 @@ func (q *opQueue) take(dst []core.StorageOp, max int) ([]core.StorageOp, bool) {
 	return dst, true
 }
 
+// len returns the number of ops waiting.
+func (q *opQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
 // close ends the queue: take drains what is left, waitRoom returns false.
 func (q *opQueue) close() {
 	q.mu.Lock()

@@ -182,6 +182,10 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		if sr.Intn(8) != 0 {
 			s.params.MaxSyncBlocks = int(pick[int64](sr, 1, 2, 3, 4, 6, 8, 16, 64))
 		}
+		// The cell's Raft tick: the baseline's or `cairn node`'s shorter one (elections
+		// after 250-500 ms of a dead leader's silence), also from a stream of its own.
+		tr := core.NewRand(o.Seed ^ 0x7a1c_4e11_7a1c_4e11)
+		s.params.RaftTick = pick[int64](tr, 25, 50) * ms
 	}
 	if o.Nodes > 0 {
 		s.nodes = max(o.Nodes, s.zones)
