@@ -23,7 +23,7 @@ const attachUsage = `Usage:
 Serves a volume to local NBD clients (qemu, qemu-io, nbdinfo, nbdcopy, fio, nbdfuse) and
 follows the volume's failovers. VOLUME is a volume number or a name. Stop with Ctrl-C.
 
-A request waits at most --timeout for the volume (a failover takes about 3 s); after
+A request waits at most --timeout for the volume (a failover takes about 1 s); after
 that the NBD client gets EIO and the connection stays usable. Out-of-range requests get
 EINVAL at once.
 

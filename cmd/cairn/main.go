@@ -23,9 +23,19 @@ Usage:
 Run 'cairn COMMAND --help' for a command's flags and examples. The operator commands
 (volume, status, stats) talk to the nodes' admin API: --admin or $CAIRN_ADMIN, by default
 the three nodes of 'make run' (http://127.0.0.1:8001,8002,8003).
+
+Profiling: with CAIRN_PPROF=HOST:PORT any command also serves Go's profiler there
+(e.g. go tool pprof http://HOST:PORT/debug/pprof/profile?seconds=10); cairn node has
+--pprof to serve it on its admin API instead.
 `
 
 func main() {
+	if addr := os.Getenv("CAIRN_PPROF"); addr != "" {
+		if err := servePprof(addr); err != nil {
+			fmt.Fprintf(os.Stderr, "cairn: CAIRN_PPROF=%s: %v\n", addr, err)
+			os.Exit(2)
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

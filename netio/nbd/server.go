@@ -39,7 +39,9 @@
 // Concurrency: one goroutine reads requests from the socket in order; each
 // request runs on its own goroutine, at most 64 (and 64 MiB of request
 // buffers) per connection, after which reading stops until one completes;
-// one goroutine writes the replies. NBD_CMD_DISC and server shutdown stop
+// a request's goroutine writes its reply itself unless another is writing,
+// which then writes it too (replies pending together leave in one write).
+// NBD_CMD_DISC and server shutdown stop
 // reading, wait for the requests in flight, send their replies and close.
 //
 // The server imposes no timeout on a backend call. A Backend must return in

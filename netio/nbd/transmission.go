@@ -22,7 +22,7 @@ type request struct {
 	length uint32
 }
 
-// reply is one simple reply waiting for the writer.
+// reply is one simple reply waiting to be written.
 type reply struct {
 	cookie uint64
 	errno  uint32
@@ -33,18 +33,18 @@ type reply struct {
 
 // session is the transmission phase of one connection.
 type session struct {
-	s       *Server
-	c       net.Conn
-	neg     *negotiated
-	b       Backend
-	log     *slog.Logger
-	debug   bool
-	ctx     context.Context // for backend calls: cancelled when the connection breaks
-	cancel  context.CancelFunc
-	replies chan *reply
-	lim     *limiter
-	wg      sync.WaitGroup // request goroutines
-	failed  sync.Once
+	s      *Server
+	c      net.Conn
+	neg    *negotiated
+	b      Backend
+	log    *slog.Logger
+	debug  bool
+	ctx    context.Context // for backend calls: cancelled when the connection breaks
+	cancel context.CancelFunc
+	out    replyWriter
+	lim    *limiter
+	wg     sync.WaitGroup // request goroutines
+	failed sync.Once
 }
 
 // transmit runs the transmission phase until DISC, the client closing, a
@@ -55,14 +55,12 @@ func (s *Server) transmit(ctx context.Context, c net.Conn, neg *negotiated, log 
 	defer cancel()
 	ss := &session{
 		s: s, c: c, neg: neg, b: neg.export.Backend, log: log,
-		debug:   log.Enabled(ctx, slog.LevelDebug),
-		ctx:     bctx,
-		cancel:  cancel,
-		replies: make(chan *reply, s.maxInFlight+16),
-		lim:     newLimiter(s.maxInFlight, s.maxInFlightBytes),
+		debug:  log.Enabled(ctx, slog.LevelDebug),
+		ctx:    bctx,
+		cancel: cancel,
+		lim:    newLimiter(s.maxInFlight, s.maxInFlightBytes),
 	}
-	writerDone := make(chan error, 1)
-	go func() { writerDone <- ss.writeLoop() }()
+	ss.out.bw = bufio.NewWriterSize(c, 64<<10)
 
 	// Shutdown: stop reading now, give the last replies a bounded time.
 	stop := context.AfterFunc(ctx, func() {
@@ -71,9 +69,8 @@ func (s *Server) transmit(ctx context.Context, c net.Conn, neg *negotiated, log 
 	})
 	rerr := ss.readLoop(ctx)
 	stop()
-	ss.wg.Wait()
-	close(ss.replies)
-	werr := <-writerDone
+	ss.wg.Wait() // every reply is written (or dropped after a write error) by now
+	werr := ss.out.error()
 	switch {
 	case ctx.Err() != nil:
 		return nil
@@ -203,7 +200,7 @@ func (ss *session) early(r request, errno uint32) {
 		ss.log.Debug("nbd: request refused", "cmd", cmdName(r.cmd), "flags", r.flags,
 			"off", r.off, "len", r.length, "cookie", r.cookie, "err", errnoName(errno))
 	}
-	ss.replies <- &reply{cookie: r.cookie, errno: errno}
+	ss.send(&reply{cookie: r.cookie, errno: errno})
 }
 
 // dispatch runs a request on its own goroutine; it holds a limiter slot.
@@ -227,7 +224,7 @@ func (ss *session) dispatch(r request, buf *[]byte, cost int) {
 				"off", r.off, "len", r.length, "cookie", r.cookie, "err", errnoName(errno),
 				"took", time.Since(start))
 		}
-		ss.replies <- rep
+		ss.send(rep)
 	})
 }
 
@@ -268,42 +265,80 @@ func (ss *session) run(r request, buf *[]byte) (errno uint32) {
 	return errnoIO
 }
 
-// writeLoop sends replies until the channel closes. After a write error it
-// keeps draining (so request goroutines never block) and stops the reader.
-func (ss *session) writeLoop() error {
-	bw := bufio.NewWriterSize(ss.c, 64<<10)
-	var werr error
-	var hdr [replyHeaderLen]byte
-	for rep := range ss.replies {
-		if werr == nil {
-			binary.BigEndian.PutUint32(hdr[0:], simpleReplyMagic)
-			binary.BigEndian.PutUint32(hdr[4:], rep.errno)
-			binary.BigEndian.PutUint64(hdr[8:], rep.cookie)
-			bw.Write(hdr[:])
+// replyWriter writes a session's replies. There is no writer goroutine: the goroutine
+// with a reply appends it and, if nobody is writing, writes out everything pending
+// (its own reply and those that arrived meanwhile) with one flush, and goes on until
+// nothing is pending. At QD 1 a reply thus leaves from the request's own goroutine
+// without a wake-up; under load, replies that queue during a write leave together.
+type replyWriter struct {
+	bw *bufio.Writer
+
+	mu      sync.Mutex
+	pending []*reply
+	spare   []*reply
+	writing bool
+	err     error // the first write error; later replies are dropped
+}
+
+func (w *replyWriter) error() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// send writes rep (and what else is pending) or leaves it to the goroutine writing.
+func (ss *session) send(rep *reply) {
+	w := &ss.out
+	w.mu.Lock()
+	w.pending = append(w.pending, rep)
+	if w.writing {
+		w.mu.Unlock()
+		return
+	}
+	w.writing = true
+	for len(w.pending) > 0 {
+		batch := w.pending
+		w.pending = w.spare[:0]
+		failed := w.err != nil
+		w.mu.Unlock()
+		var err error
+		if !failed {
+			err = ss.writeReplies(batch)
+		}
+		for i, rep := range batch {
 			if rep.data != nil {
-				bw.Write(*rep.data)
+				putBuf(rep.data)
 			}
-			if len(ss.replies) == 0 {
-				werr = bw.Flush()
+			if rep.slot {
+				ss.lim.release(rep.cost)
 			}
-			if werr != nil {
-				werr = fmt.Errorf("nbd: sending replies: %w", werr)
-				ss.fail()
-			}
+			batch[i] = nil
 		}
+		w.mu.Lock()
+		w.spare = batch[:0]
+		if err != nil && w.err == nil {
+			w.err = fmt.Errorf("nbd: sending replies: %w", err)
+			ss.fail()
+		}
+	}
+	w.writing = false
+	w.mu.Unlock()
+}
+
+// writeReplies writes simple replies and flushes them. Only the goroutine writing calls it.
+func (ss *session) writeReplies(batch []*reply) error {
+	var hdr [replyHeaderLen]byte
+	bw := ss.out.bw
+	for _, rep := range batch {
+		binary.BigEndian.PutUint32(hdr[0:], simpleReplyMagic)
+		binary.BigEndian.PutUint32(hdr[4:], rep.errno)
+		binary.BigEndian.PutUint64(hdr[8:], rep.cookie)
+		bw.Write(hdr[:])
 		if rep.data != nil {
-			putBuf(rep.data)
-		}
-		if rep.slot {
-			ss.lim.release(rep.cost)
+			bw.Write(*rep.data)
 		}
 	}
-	if werr == nil {
-		if err := bw.Flush(); err != nil {
-			werr = fmt.Errorf("nbd: sending replies: %w", err)
-		}
-	}
-	return werr
+	return bw.Flush()
 }
 
 // fail stops a session whose connection broke: backend calls are cancelled
