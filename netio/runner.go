@@ -159,6 +159,7 @@ func (r *Runner) deliver(from core.Addr, m core.Message, more bool) {
 			r.tr.Flush(q)
 		}
 	}
+	r.applyBlocks()
 }
 
 // step calls f on the node under the lock and carries out the node's output, handling
@@ -170,6 +171,17 @@ func (r *Runner) step(f func(now int64)) {
 	qs := r.stepLocked(f, buf[:0])
 	for _, q := range qs {
 		r.tr.Flush(q)
+	}
+	r.applyBlocks()
+}
+
+// applyBlocks writes the blocks the last step wrote (write-behind: storage.Shared), after
+// its messages left: a block write that fails stops the node, as it would have in the step.
+func (r *Runner) applyBlocks() {
+	if err := r.st.ApplyPending(); err != nil {
+		r.mu.Lock()
+		r.halt(fmt.Errorf("node %d: block write: %w", r.cfg.Params.Self, err))
+		r.mu.Unlock()
 	}
 }
 
@@ -249,6 +261,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.tr.Start(ctx); err != nil {
 		r.st.Close()
 		return err
+	}
+	// Recovery wrote its blocks directly; from here on block writes wait until the step's
+	// messages have left (see storage.Shared).
+	if err := r.st.SetWriteBehind(true); err != nil {
+		r.tr.Close()
+		r.st.Close()
+		return fmt.Errorf("recover node %d: %w", r.cfg.Params.Self, err)
 	}
 	workerDone := make(chan struct{})
 	go r.storageWorker(workerDone)

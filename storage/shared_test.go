@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -77,5 +78,111 @@ func TestSharedConcurrentUse(t *testing.T) {
 	buf := make([]byte, 4096)
 	if err := e2.ReadBlocks(1, 7, buf); err != nil || buf[0] != byte(199) {
 		t.Fatalf("block 7 after recovery: %v %d", err, buf[0])
+	}
+}
+
+// With write-behind, a queued block write is invisible to nobody: reads, deletes and
+// checkpoints apply the queue first, the caller's buffer is copied, the queue is bounded,
+// and a failed deferred write is sticky.
+func TestSharedWriteBehind(t *testing.T) {
+	fs := NewOSFS(t.TempDir())
+	e, err := Open(fs, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Load(); err != nil {
+		t.Fatal(err)
+	}
+	s := NewShared(e)
+	if err := s.SetWriteBehind(true); err != nil {
+		t.Fatal(err)
+	}
+	blk := func(b byte) []byte { return bytes.Repeat([]byte{b}, BlockSize) }
+	buf := make([]byte, BlockSize)
+
+	a := blk(0xa)
+	if err := s.WriteBlocks(1, 0, a); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.pending) != 1 {
+		t.Fatalf("%d writes queued, want 1", len(s.pending))
+	}
+	a[0] = 0xff // the queued write holds its own copy
+	if err := s.ReadBlocks(1, 0, buf); err != nil || !bytes.Equal(buf, blk(0xa)) {
+		t.Fatalf("read of a queued write: %v %x", err, buf[:2])
+	}
+
+	if err := s.WriteBlocks(2, 0, blk(0xb)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVolume(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyPending(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReadBlocks(2, 0, buf); err != nil || !bytes.Equal(buf, make([]byte, BlockSize)) {
+		t.Fatalf("a deleted volume came back: %v %x", err, buf[:2])
+	}
+
+	for i := range maxPendingWrites + 10 {
+		if err := s.WriteBlocks(3, uint64(i), blk(byte(i))); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.pending) > maxPendingWrites {
+			t.Fatalf("%d writes queued, bound %d", len(s.pending), maxPendingWrites)
+		}
+	}
+
+	if err := s.WriteBlocks(1, 1, blk(0xc)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Checkpoint([]byte("snap")); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.pending) != 0 {
+		t.Fatalf("%d writes still queued after a checkpoint", len(s.pending))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := Open(fs, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e2.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.ReadBlocks(1, 1, buf); err != nil || !bytes.Equal(buf, blk(0xc)) {
+		t.Fatalf("block written before the checkpoint, after reopening: %v %x", err, buf[:2])
+	}
+	e2.Close()
+
+	// A deferred write that fails: every later call reports it.
+	m := NewMemFS(1)
+	e3, err := Open(m, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e3.Load(); err != nil {
+		t.Fatal(err)
+	}
+	s3 := NewShared(e3)
+	if err := s3.SetWriteBehind(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.WriteBlocks(1, 0, blk(1)); err != nil {
+		t.Fatal(err)
+	}
+	m.SetFaults(MemFaults{WriteErrorPPM: 1_000_000})
+	if err := s3.ApplyPending(); !errors.Is(err, ErrInjected) {
+		t.Fatalf("apply with failing writes: %v", err)
+	}
+	m.SetFaults(MemFaults{})
+	if err := s3.WriteBlocks(1, 1, blk(2)); !errors.Is(err, ErrInjected) {
+		t.Fatalf("write after a failed deferred write: %v", err)
+	}
+	if err := s3.ReadBlocks(1, 0, buf); !errors.Is(err, ErrInjected) {
+		t.Fatalf("read after a failed deferred write: %v", err)
 	}
 }
