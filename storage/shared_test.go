@@ -12,14 +12,7 @@ import (
 // -race); afterwards a reopen recovers every synced record and every checkpointed block.
 func TestSharedConcurrentUse(t *testing.T) {
 	fs := NewOSFS(t.TempDir()) // the OS file system is safe for concurrent use; MemFS (simulator) is not
-	e, err := Open(fs, "d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.Load(); err != nil {
-		t.Fatal(err)
-	}
-	s := NewShared(e)
+	s := openShared(t, fs, false)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
@@ -86,17 +79,7 @@ func TestSharedConcurrentUse(t *testing.T) {
 // and a failed deferred write is sticky.
 func TestSharedWriteBehind(t *testing.T) {
 	fs := NewOSFS(t.TempDir())
-	e, err := Open(fs, "d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.Load(); err != nil {
-		t.Fatal(err)
-	}
-	s := NewShared(e)
-	if err := s.SetWriteBehind(true); err != nil {
-		t.Fatal(err)
-	}
+	s := openShared(t, fs, true)
 	blk := func(b byte) []byte { return bytes.Repeat([]byte{b}, BlockSize) }
 	buf := make([]byte, BlockSize)
 
@@ -160,17 +143,7 @@ func TestSharedWriteBehind(t *testing.T) {
 
 	// A deferred write that fails: every later call reports it.
 	m := NewMemFS(1)
-	e3, err := Open(m, "d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e3.Load(); err != nil {
-		t.Fatal(err)
-	}
-	s3 := NewShared(e3)
-	if err := s3.SetWriteBehind(true); err != nil {
-		t.Fatal(err)
-	}
+	s3 := openShared(t, m, true)
 	if err := s3.WriteBlocks(1, 0, blk(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -185,4 +158,21 @@ func TestSharedWriteBehind(t *testing.T) {
 	if err := s3.ReadBlocks(1, 0, buf); !errors.Is(err, ErrInjected) {
 		t.Fatalf("read after a failed deferred write: %v", err)
 	}
+}
+
+// openShared opens (recovers) an engine in fs's "d" and wraps it.
+func openShared(t *testing.T, fs FS, writeBehind bool) *Shared {
+	t.Helper()
+	e, err := Open(fs, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Load(); err != nil {
+		t.Fatal(err)
+	}
+	s := NewShared(e)
+	if err := s.SetWriteBehind(writeBehind); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
