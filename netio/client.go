@@ -14,8 +14,8 @@ import (
 
 // Client runs the deterministic client library (core.Client) over a Transport with the
 // real clock. Every call into the library holds the client's lock, and the goroutine
-// that made it sends what the library produced (to an idle connection, directly): an
-// operation leaves on its caller's goroutine and completes on the transport reader that
+// that made it sends what the library produced (queued under the lock, written after it,
+// see Transport.Enqueue): an operation leaves on its caller's goroutine and completes on the transport reader that
 // received its answer, with no loop goroutine in between. A ticker goroutine ticks the
 // library. Read, Write, Flush and Admin block until their operation completes or ctx
 // ends. Safe for concurrent use.
@@ -37,6 +37,7 @@ type Client struct {
 	backlog []func()         // operations waiting for the library's in-flight bound (FIFO, bounded by callers)
 }
 
+// ClientConfig configures a Client.
 type ClientConfig struct {
 	ID          core.Addr            // this endpoint (unique in the cluster; e.g. 1000+)
 	Session     uint64               // unique per client incarnation (e.g. random)

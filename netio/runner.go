@@ -29,13 +29,13 @@ type RunnerConfig struct {
 // Runner drives one core.Node with the real clock, disk and network, the way the
 // simulator drives it with virtual ones. The node is single-threaded: every call into it
 // holds the runner's lock (step), and the goroutine that made the call carries out what
-// the node produced before it lets go: messages to the transport (which writes them
-// straight to an idle connection), storage ops to the worker's queue. So a message is
+// the node produced: messages are queued for the transport under the lock and written
+// after it by the same goroutine, storage ops go to the worker's queue. So a message is
 // handled on the transport reader goroutine that received it, and an append's
 // completion on the storage worker that made it durable, with no hand-off to a loop in
-// between (each hand-off is a wake-up, which on a busy machine costs as much as a round
-// trip on loopback). A ticker goroutine ticks the node; the storage worker carries out
-// the journal appends and checkpoints in order, one fsync for appends in a row.
+// between (each hand-off is a wake-up, which costs up to 50 µs on an idle VM CPU). A
+// ticker goroutine ticks the node; the storage worker carries out the journal appends
+// and checkpoints in order, one fsync for appends in a row (DESIGN 2.11).
 type Runner struct {
 	cfg   RunnerConfig
 	log   *slog.Logger
@@ -46,19 +46,18 @@ type Runner struct {
 	base  int64
 	start time.Time
 
-	mu      sync.Mutex     // held for every call into n
+	completing atomic.Int64  // batches handed to the completer and not yet reported
+	failed     chan struct{} // closed when fatal is set
+
+	mu      sync.Mutex     // held for every call into n, and for the fields below
 	self    []core.Message // messages the node sent itself, handled before the lock is let go
 	touched []Queue        // send queues written to under the lock, flushed after it
-
-	completing atomic.Int64  // batches handed to the completer and not yet reported
-	stopped    bool          // Run is stopping: the node takes no more input
-	fatal      error         // why the node cannot go on (it stops the runner)
-	failed     chan struct{} // closed when fatal is set
+	stopped bool           // Run is stopping: the node takes no more input
+	fatal   error          // why the node cannot go on (it stops the runner)
 }
 
 // Bounds of the runner's queues.
 const (
-	inboxLimit = 1 << 14 // the client library's inbox
 	opsLimit   = 1 << 12 // storage ops waiting for the worker before readers wait
 	batchLimit = 256     // appends made durable by one fsync
 	selfLimit  = 1 << 10 // messages to self handled in one step
