@@ -43,11 +43,7 @@ func TestAdminAPI(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl, err := NewClient(ctx, ClientConfig{ID: 1003, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := tc.client(t, ctx, 1003, 0)
 	srv := httptest.NewServer(NewAdmin(tc.runners[0], cl))
 	defer srv.Close()
 
@@ -135,12 +131,7 @@ func TestAdminVolumesListDeleteStats(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cl, err := NewClient(ctx, ClientConfig{ID: 1004, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
-		OpTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := tc.client(t, ctx, 1004, 5*time.Second)
 	var srvs []*httptest.Server
 	for _, r := range tc.runners {
 		s := httptest.NewServer(NewAdmin(r, cl))
@@ -266,7 +257,7 @@ func TestAdminVolumesListDeleteStats(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = cl.Write(ctx, core.VolumeID(db.ID), 0, data)
+	err := cl.Write(ctx, core.VolumeID(db.ID), 0, data)
 	if err == nil || errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), "not-found") || time.Since(start) > 3*time.Second {
 		t.Fatalf("a write after the delete: %v after %v; want not-found at once", err, time.Since(start))
 	}

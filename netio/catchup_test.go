@@ -21,12 +21,7 @@ func TestRunnerCatchUpBeyondAFrame(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cl, err := NewClient(ctx, ClientConfig{ID: 1000, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
-		OpTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := tc.client(t, ctx, 1000, 10*time.Second)
 	const blocks, behind, chunk = 4096, 3072, 64
 	rep := createVolume(t, ctx, cl, core.AuthRequest{Vol: 1, Blocks: blocks, RF: 3})
 	if rep.Status != core.StatusOK && rep.Status != core.StatusConflict {

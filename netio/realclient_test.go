@@ -43,12 +43,7 @@ func TestRealClientsOnCluster(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cl, err := NewClient(ctx, ClientConfig{ID: 1002, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
-		OpTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := tc.client(t, ctx, 1002, 20*time.Second)
 	const blocks = (96 << 20) / core.BlockSize
 	createVolume(t, ctx, cl, core.AuthRequest{Vol: 3, Blocks: blocks, RF: 2})
 	srv, err := nbd.NewServer([]nbd.Export{{Name: "demo", Backend: NewVolume(cl, 3, blocks), MultiConn: true}}, nil)

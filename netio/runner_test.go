@@ -13,6 +13,19 @@ import (
 	"github.com/cairnstore/cairn/internal/testutil"
 )
 
+// client starts a client library with endpoint id on tc (opTimeout 0: the default),
+// closed at the end of the test.
+func (tc *testCluster) client(tb testing.TB, ctx context.Context, id core.Addr, opTimeout time.Duration) *Client {
+	tb.Helper()
+	cl, err := NewClient(ctx, ClientConfig{ID: id, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
+		OpTimeout: opTimeout})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cl.Close() })
+	return cl
+}
+
 type testCluster struct {
 	peers   map[core.Addr]string
 	infos   []core.NodeInfo
@@ -88,12 +101,7 @@ func TestRunnerEndToEnd(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl, err := NewClient(ctx, ClientConfig{ID: 1000, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
-		OpTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := tc.client(t, ctx, 1000, 10*time.Second)
 	if rep := createVolume(t, ctx, cl, core.AuthRequest{Vol: 1, Blocks: 256, RF: 2}); rep.Status != core.StatusOK && rep.Status != core.StatusConflict {
 		t.Fatalf("create volume: %+v", rep)
 	}
@@ -140,12 +148,7 @@ func TestVolumeBackend(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl, err := NewClient(ctx, ClientConfig{ID: 1001, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
-		OpTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := tc.client(t, ctx, 1001, 10*time.Second)
 	const blocks = 600 // more than two chunks
 	createVolume(t, ctx, cl, core.AuthRequest{Vol: 2, Blocks: blocks, RF: 3})
 	v := NewVolume(cl, 2, blocks)
@@ -194,12 +197,7 @@ func TestVolumeFollowsFailover(t *testing.T) {
 	tc := newTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cl, err := NewClient(ctx, ClientConfig{ID: 1004, Session: uint64(time.Now().UnixNano()), Authorities: tc.auth, Peers: tc.peers,
-		OpTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := tc.client(t, ctx, 1004, 30*time.Second)
 	rep := createVolume(t, ctx, cl, core.AuthRequest{Vol: 4, Blocks: 64, RF: 3})
 	if rep.Status != core.StatusOK {
 		t.Fatalf("create: %+v", rep)

@@ -110,27 +110,21 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2)
 }
 
-// sleep waits d, or reports false if the transport stops first.
 // sleepOrBack waits d, or less if p connects to us meanwhile; false when the transport stops.
-func (t *Transport) sleepOrBack(d time.Duration, p *peer) bool {
+func (t *Transport) sleepOrBack(d time.Duration, p *peer) bool { return t.wait(d, p.back) }
+
+// sleep waits d, or reports false if the transport stops first.
+func (t *Transport) sleep(d time.Duration) bool { return t.wait(d, nil) }
+
+// wait waits d or until wake fires (a nil wake never does); false when the transport stops.
+func (t *Transport) wait(d time.Duration, wake <-chan struct{}) bool {
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	select {
 	case <-t.ctx.Done():
 		return false
 	case <-tm.C:
-	case <-p.back:
+	case <-wake:
 	}
 	return true
-}
-
-func (t *Transport) sleep(d time.Duration) bool {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-t.ctx.Done():
-		return false
-	case <-tm.C:
-		return true
-	}
 }
