@@ -138,6 +138,7 @@ type cluster struct {
 	listen []string // node i+1's address in the book
 	bind   []string // node i+1's --listen when it differs from listen (behind a proxy), else nil
 	admin  []string
+	nbd    []string // node i+1's --nbd address, when the cluster serves NBD from its nodes
 	nodes  []*proc
 }
 
@@ -148,6 +149,8 @@ type clusterOptions struct {
 	// and the private address it will listen on (--listen); it returns the address the
 	// address book (--peers) advertises for the node, e.g. a proxy's in front of it.
 	front func(id int, private string) string
+	// nbd starts every node with --nbd on a port of its own (cluster.nbd).
+	nbd bool
 }
 
 func newCluster(t *testing.T, n int) *cluster {
@@ -172,6 +175,9 @@ func newClusterWith(t *testing.T, o clusterOptions) *cluster {
 		ps = append(ps, fmt.Sprintf("%d=%d@%s", i+1, i%3, addr))
 	}
 	c.peers = strings.Join(ps, ",")
+	if o.nbd {
+		c.nbd = testutil.FreePorts(t, n)
+	}
 	t.Cleanup(func() {
 		for _, p := range c.nodes {
 			if p != nil {
@@ -203,6 +209,9 @@ func (c *cluster) start(i int) {
 		"--admin", c.admin[i], "--log-level", "info"}
 	if c.bind != nil {
 		args = append(args, "--listen", c.bind[i])
+	}
+	if c.nbd != nil {
+		args = append(args, "--nbd", c.nbd[i])
 	}
 	c.nodes[i] = startProc(c.t, name, filepath.Join(c.dir, name+".log"), args...)
 }

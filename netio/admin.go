@@ -219,39 +219,23 @@ func (a *Admin) create(w http.ResponseWriter, req *http.Request) {
 		http.StatusCreated)
 }
 
-// maxListPages bounds one listing (2^20 volumes at 256 a page).
-const maxListPages = 4096
-
 func (a *Admin) list(w http.ResponseWriter, req *http.Request) {
-	out := VolumesJSON{Volumes: []VolumeJSON{}}
-	cursor := core.VolumeID(0)
-	for range maxListPages {
-		rep := a.ask(w, req, core.AuthRequest{Op: core.OpListVolumes, Vol: cursor})
-		if rep == nil {
-			return
-		}
-		if rep.Status != core.StatusOK {
-			fail(w, http.StatusServiceUnavailable, "listing volumes: the authority answered %v", rep.Status)
-			return
-		}
-		for _, e := range rep.List {
-			if e.Config.Volume <= cursor {
-				fail(w, http.StatusInternalServerError, "listing volumes: volume %d out of order after %d", e.Config.Volume, cursor)
-				return
-			}
-			cursor = e.Config.Volume
-			out.Volumes = append(out.Volumes, volumeJSON(e.Name, e.Config))
-		}
-		if !rep.More {
-			writeJSON(w, http.StatusOK, out)
-			return
-		}
-		if len(rep.List) == 0 {
-			fail(w, http.StatusInternalServerError, "listing volumes: a page without volumes says more follow")
-			return
-		}
+	ctx, cancel := context.WithTimeout(req.Context(), adminTimeout)
+	defer cancel()
+	list, err := listVolumes(ctx, a.cl)
+	switch {
+	case errors.Is(err, errBadListing):
+		fail(w, http.StatusInternalServerError, "listing volumes: %v", err)
+		return
+	case err != nil:
+		fail(w, http.StatusServiceUnavailable, "listing volumes: %v", err)
+		return
 	}
-	fail(w, http.StatusInternalServerError, "listing volumes: more than %d pages", maxListPages)
+	out := VolumesJSON{Volumes: make([]VolumeJSON, 0, len(list))}
+	for _, e := range list {
+		out.Volumes = append(out.Volumes, volumeJSON(e.Name, e.Config))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *Admin) nameOf(w http.ResponseWriter, req *http.Request) (string, core.VolumeID, string, bool) {

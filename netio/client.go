@@ -20,7 +20,10 @@ import (
 // library. Read, Write, Flush and Admin block until their operation completes or ctx
 // ends. Safe for concurrent use.
 type Client struct {
+	id    core.Addr
 	tr    *Transport
+	node  *Runner // the node in this process, if any (the local route, local.go)
+	pipe  *pipe   // with node: carries what the client sends it while the node steps it
 	log   *slog.Logger
 	start time.Time
 	base  int64
@@ -35,6 +38,7 @@ type Client struct {
 	nextID  uint64
 	guess   core.LeaderGuess // where admin requests go
 	backlog []func()         // operations waiting for the library's in-flight bound (FIFO, bounded by callers)
+	forNode []core.Message   // messages for node, handed over after the lock
 }
 
 // ClientConfig configures a Client.
@@ -45,6 +49,10 @@ type ClientConfig struct {
 	Peers       map[core.Addr]string // every node's address
 	OpTimeout   time.Duration        // give up on an operation after this (outcome unknown)
 	Log         *slog.Logger
+	// Node, if set, is the storage node running in this process: messages between the
+	// client and it are handed over in memory, not through sockets (local.go). Its
+	// address must be in Peers all the same.
+	Node *Runner
 }
 
 // ErrUnknown is returned when an operation timed out: a write may or may not have taken effect.
@@ -62,7 +70,7 @@ func NewClient(ctx context.Context, cc ClientConfig) (*Client, error) {
 	if cc.OpTimeout > 0 {
 		p.OpTimeout = int64(cc.OpTimeout)
 	}
-	cl := &Client{log: cc.Log, start: time.Now(), base: time.Now().UnixNano(), stop: make(chan struct{}),
+	cl := &Client{id: cc.ID, node: cc.Node, log: cc.Log, start: time.Now(), base: time.Now().UnixNano(), stop: make(chan struct{}),
 		c: core.NewClient(p), waiting: map[uint64]chan core.Completion{}, admin: map[uint64]chan *core.AuthReply{},
 		nextID: uint64(time.Now().UnixNano()), guess: core.NewLeaderGuess(cc.Authorities)}
 	tr, err := NewTransport(TransportConfig{Self: cc.ID, Peers: cc.Peers, Log: cc.Log}, cl.deliver)
@@ -72,6 +80,11 @@ func NewClient(ctx context.Context, cc ClientConfig) (*Client, error) {
 	cl.tr = tr // before Start: deliver and flush use it
 	if err := tr.Start(ctx); err != nil {
 		return nil, err
+	}
+	if cl.node != nil {
+		cl.pipe = newPipe(cl.node, cl.id)
+		cl.wg.Go(func() { cl.pipe.run(cl.stop) })
+		cl.node.attach(cl)
 	}
 	cl.wg.Add(1)
 	go cl.tick()
@@ -88,6 +101,9 @@ func (cl *Client) Close() error {
 		close(cl.stop)
 	}
 	cl.mu.Unlock()
+	if cl.node != nil {
+		cl.node.detach(cl)
+	}
 	cl.wg.Wait()
 	return cl.tr.Close()
 }
@@ -110,8 +126,15 @@ func (cl *Client) tick() {
 // deliver runs on transport reader goroutines: an admin answer goes to its caller, any
 // other message steps the library (see Runner.deliver for more).
 func (cl *Client) deliver(from core.Addr, m core.Message, more bool) {
+	cl.receive(from, m, more, false)
+}
+
+// deliverLocal runs on the local node's goroutines, after its lock (local.go).
+func (cl *Client) deliverLocal(from core.Addr, m core.Message) { cl.receive(from, m, false, true) }
+
+func (cl *Client) receive(from core.Addr, m core.Message, more, fromNode bool) {
 	var buf [4]Queue
-	qs, _ := cl.lockedQueue(func() {
+	qs, forNode, _ := cl.lockedQueue(func() {
 		if r, ok := m.(*core.AuthReply); ok {
 			if ch := cl.admin[r.ReqID]; ch != nil {
 				if r.Status == core.StatusNotLeader {
@@ -133,6 +156,7 @@ func (cl *Client) deliver(from core.Addr, m core.Message, more bool) {
 			cl.tr.Flush(q)
 		}
 	}
+	cl.toNode(forNode, fromNode)
 }
 
 // locked runs f under the lock, then queues what the library produced and completes
@@ -140,21 +164,40 @@ func (cl *Client) deliver(from core.Addr, m core.Message, more bool) {
 // after Close.
 func (cl *Client) locked(f func()) bool {
 	var buf [4]Queue
-	qs, ok := cl.lockedQueue(f, buf[:0])
+	qs, forNode, ok := cl.lockedQueue(f, buf[:0])
 	for _, q := range qs {
 		cl.tr.Flush(q)
 	}
+	cl.toNode(forNode, false)
 	return ok
 }
 
-func (cl *Client) lockedQueue(f func(), qs []Queue) ([]Queue, bool) {
+// lockedQueue is locked's part under the lock: it returns the queues to flush and the
+// messages for the local node.
+func (cl *Client) lockedQueue(f func(), qs []Queue) ([]Queue, []core.Message, bool) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.closed {
-		return qs, false
+		return qs, nil, false
 	}
 	f()
-	return cl.flush(qs), true
+	qs = cl.flush(qs)
+	forNode := cl.forNode
+	cl.forNode = nil
+	return qs, forNode, true
+}
+
+// enqueue queues m for to: for the local node (handed over after the lock) or on the
+// transport (qs gains its queue). cl.mu is held.
+func (cl *Client) enqueue(to core.Addr, m core.Message, qs []Queue) []Queue {
+	if cl.node != nil && to == cl.node.cfg.Params.Self {
+		cl.forNode = append(cl.forNode, m)
+		return qs
+	}
+	if q := cl.tr.Enqueue(to, m); q != nil && !slices.Contains(qs, q) {
+		qs = append(qs, q)
+	}
+	return qs
 }
 
 // flush queues the library's messages (adding their queues to qs), hands completions to
@@ -164,9 +207,7 @@ func (cl *Client) flush(qs []Queue) []Queue {
 	for {
 		msgs, done := cl.c.Drain()
 		for _, e := range msgs {
-			if q := cl.tr.Enqueue(e.To, e.Msg); q != nil && !slices.Contains(qs, q) {
-				qs = append(qs, q)
-			}
+			qs = cl.enqueue(e.To, e.Msg, qs)
 		}
 		for _, d := range done {
 			if ch := cl.waiting[d.Req]; ch != nil {
@@ -246,7 +287,11 @@ func (cl *Client) Admin(ctx context.Context, r core.AuthRequest) (*core.AuthRepl
 	for {
 		// To moves on to the next member after three sends without any answer (a NotLeader
 		// answer names the leader, or moves on at once when it knows none).
-		cl.locked(func() { cl.tr.Send(cl.guess.To(), &r) })
+		var qs []Queue
+		cl.locked(func() { qs = cl.enqueue(cl.guess.To(), &r, nil) })
+		for _, q := range qs {
+			cl.tr.Flush(q)
+		}
 		select {
 		case rep := <-ch:
 			return rep, nil

@@ -49,11 +49,14 @@ type Runner struct {
 	completing atomic.Int64  // batches handed to the completer and not yet reported
 	failed     chan struct{} // closed when fatal is set
 
-	mu      sync.Mutex     // held for every call into n, and for the fields below
-	self    []core.Message // messages the node sent itself, handled before the lock is let go
-	touched []Queue        // send queues written to under the lock, flushed after it
-	stopped bool           // Run is stopping: the node takes no more input
-	fatal   error          // why the node cannot go on (it stops the runner)
+	mu      sync.Mutex            // held for every call into n, and for the fields below
+	self    []core.Message        // messages the node sent itself, handled before the lock is let go
+	touched []Queue               // send queues written to under the lock, flushed after it
+	locals  map[core.Addr]*Client // clients in this process (the local route, local.go)
+	toLocal []localMsg            // messages for them, handed over after the lock
+	started bool                  // the node has recovered: it may be stepped
+	stopped bool                  // Run is stopping: the node takes no more input
+	fatal   error                 // why the node cannot go on (it stops the runner)
 }
 
 // Bounds of the runner's queues.
@@ -150,7 +153,7 @@ func (r *Runner) deliver(from core.Addr, m core.Message, more bool) {
 		return
 	}
 	var buf [8]Queue
-	qs := r.stepLocked(func(now int64) { r.n.Step(now, from, m) }, buf[:0])
+	qs, local := r.stepLocked(func(now int64) { r.n.Step(now, from, m) }, buf[:0])
 	for _, q := range qs {
 		if more {
 			r.tr.Kick(q)
@@ -158,6 +161,7 @@ func (r *Runner) deliver(from core.Addr, m core.Message, more bool) {
 			r.tr.Flush(q)
 		}
 	}
+	r.handOver(local)
 	r.applyBlocks()
 }
 
@@ -167,10 +171,11 @@ func (r *Runner) deliver(from core.Addr, m core.Message, more bool) {
 // under the lock and written out after it (so no socket write holds the node).
 func (r *Runner) step(f func(now int64)) {
 	var buf [8]Queue
-	qs := r.stepLocked(f, buf[:0])
+	qs, local := r.stepLocked(f, buf[:0])
 	for _, q := range qs {
 		r.tr.Flush(q)
 	}
+	r.handOver(local)
 	r.applyBlocks()
 }
 
@@ -184,12 +189,13 @@ func (r *Runner) applyBlocks() {
 	}
 }
 
-// stepLocked is step's part under the lock; it returns the queues to flush.
-func (r *Runner) stepLocked(f func(now int64), qs []Queue) []Queue {
+// stepLocked is step's part under the lock; it returns the queues to flush and the
+// messages for local clients.
+func (r *Runner) stepLocked(f func(now int64), qs []Queue) ([]Queue, []localMsg) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stopped {
-		return qs
+	if r.stopped || !r.started {
+		return qs, nil
 	}
 	f(r.now())
 	r.flush()
@@ -211,7 +217,9 @@ func (r *Runner) stepLocked(f func(now int64), qs []Queue) []Queue {
 	qs = append(qs, r.touched...)
 	clear(r.touched)
 	r.touched = r.touched[:0]
-	return qs
+	local := r.toLocal
+	r.toLocal = nil
+	return qs, local
 }
 
 // halt stops the runner because the node cannot go on. r.mu is held.
@@ -253,7 +261,11 @@ func (r *Runner) Do(ctx context.Context, f func(*core.Node)) error {
 // Run recovers the node and serves until ctx is done (a graceful stop: storage work in
 // flight completes, then everything closes) or the node cannot go on.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := r.n.Start(r.now()); err != nil {
+	r.mu.Lock()
+	err := r.n.Start(r.now())
+	r.started = err == nil
+	r.mu.Unlock()
+	if err != nil {
 		r.st.Close()
 		return fmt.Errorf("recover node %d: %w", r.cfg.Params.Self, err)
 	}
@@ -281,7 +293,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	t.Stop()
 	r.mu.Lock()
 	r.stopped = true // nothing steps the node from here on
-	err := r.fatal
+	err = r.fatal
 	r.mu.Unlock()
 	r.ops.close()
 	<-workerDone // every append the node issued is durable (or failed) before we close
@@ -321,6 +333,10 @@ func (r *Runner) flush() {
 	for _, e := range out.Msgs {
 		if e.To == r.cfg.Params.Self {
 			r.self = append(r.self, e.Msg)
+			continue
+		}
+		if cl := r.locals[e.To]; cl != nil {
+			r.toLocal = append(r.toLocal, localMsg{cl, e.Msg})
 			continue
 		}
 		if q := r.tr.Enqueue(e.To, e.Msg); q != nil && !slices.Contains(r.touched, q) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairnstore/cairn/core"
 	"github.com/cairnstore/cairn/netio"
+	"github.com/cairnstore/cairn/netio/nbd"
 )
 
 const nodeUsage = `Usage:
@@ -31,6 +32,14 @@ Example (a three-node cluster on one machine, one command per node):
   cairn node --id 1 --peers 1=0@127.0.0.1:7001,2=1@127.0.0.1:7002,3=2@127.0.0.1:7003 --data-dir data/n1
   cairn node --id 2 --peers ...same list... --data-dir data/n2
   cairn node --id 3 --peers ...same list... --data-dir data/n3
+
+With --nbd HOST:PORT the node also serves every volume of the cluster over NBD, by name
+(nbd://HOST:PORT/NAME), for qemu, fio, nbdcopy or nbdfuse. Connect to the node that is
+the volume's primary ('cairn volume show NAME'): its reads and writes then cross no
+network hop and no other process. Any node serves any volume, forwarding to the
+primary. When a node goes away, its NBD clients lose their connection and must
+reconnect to another node; 'cairn attach' instead keeps its clients' connections
+across failovers, at the cost of one more process.
 
 A node whose disk was lost (or a new machine replacing an authority member) starts
 with --wiped: it rejoins the authority cell under a new identity.
@@ -65,37 +74,88 @@ func nodeMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if c.admin != "off" {
+	// The node stops after the NBD server has answered the requests in flight.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	stopNBD := func() {}
+	if c.admin != "off" || c.nbd != "" {
 		book := map[core.Addr]string{}
 		for _, p := range c.peers {
 			book[p.id] = p.addr
 		}
+		// The node's own client (admin API, NBD) reaches the node in memory.
 		cl, err := netio.NewClient(ctx, netio.ClientConfig{ID: 0x7000_0000 + c.id, Session: uint64(time.Now().UnixNano()),
-			Authorities: c.authorities, Peers: book, Log: log})
+			Authorities: c.authorities, Peers: book, OpTimeout: c.nbdTimeout, Log: log, Node: r})
 		if err != nil {
-			log.Error("cannot start the admin API's client", "err", err)
+			log.Error("cannot start the node's client", "err", err)
 			return 1
 		}
 		defer cl.Close()
-		l, err := net.Listen("tcp", c.admin)
-		if err != nil {
-			log.Error("cannot listen for the admin API", "addr", c.admin, "err", err)
-			return 1
+		if c.admin != "off" {
+			stopAdmin, err := serveAdmin(c, r, cl, log)
+			if err != nil {
+				log.Error("cannot listen for the admin API", "addr", c.admin, "err", err)
+				return 1
+			}
+			defer stopAdmin()
 		}
-		var h http.Handler = netio.NewAdmin(r, cl)
-		if c.pprof {
-			h = withPprof(h)
+		if c.nbd != "" {
+			if stopNBD, err = serveNBD(c, cl, log); err != nil {
+				log.Error("cannot serve NBD", "addr", c.nbd, "err", err)
+				return 1
+			}
 		}
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = hs.Serve(l) }()
-		defer hs.Close()
-		log.Info("admin API", "addr", l.Addr().String(), "metrics", "http://"+l.Addr().String()+"/metrics")
 	}
-	if err := r.Run(ctx); err != nil {
+	go func() {
+		<-ctx.Done()
+		stopNBD()
+		stopRun()
+	}()
+	defer stopNBD()
+	if err := r.Run(runCtx); err != nil {
 		log.Error("node failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// serveAdmin starts the HTTP admin API; the returned function stops it.
+func serveAdmin(c *nodeConfig, r *netio.Runner, cl *netio.Client, log *slog.Logger) (func(), error) {
+	l, err := net.Listen("tcp", c.admin)
+	if err != nil {
+		return nil, err
+	}
+	var h http.Handler = netio.NewAdmin(r, cl)
+	if c.pprof {
+		h = withPprof(h)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	log.Info("admin API", "addr", l.Addr().String(), "metrics", "http://"+l.Addr().String()+"/metrics")
+	return func() { hs.Close() }, nil
+}
+
+// serveNBD serves every volume over NBD through the node's client; the returned function
+// stops it, letting requests in flight finish (it may be called more than once).
+func serveNBD(c *nodeConfig, cl *netio.Client, log *slog.Logger) (func(), error) {
+	srv, err := nbd.NewCatalogServer(netio.NewExports(cl, c.nbdTimeout), log)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", c.nbd)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx, l); err != nil {
+			log.Error("NBD server stopped", "err", err)
+		}
+	}()
+	log.Info("serving volumes over NBD", "addr", l.Addr().String(), "example", "nbd://"+l.Addr().String()+"/VOLUME")
+	return func() { cancel(); <-done }, nil
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {

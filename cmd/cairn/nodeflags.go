@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cairnstore/cairn/core"
 )
@@ -18,6 +19,8 @@ type nodeConfig struct {
 	zone        uint32
 	listen      string
 	admin       string // the HTTP admin API (JSON, /metrics, /healthz)
+	nbd         string // serve every volume over NBD here ("" off)
+	nbdTimeout  time.Duration
 	dataDir     string
 	peers       []peer // every storage node, this one included
 	authorities []core.Addr
@@ -129,6 +132,8 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.StringVar(&zoneS, "zone", envDefault("CAIRN_ZONE", ""), "this node's availability `ZONE` number (env CAIRN_ZONE; default: its zone in --peers)")
 	fs.StringVar(&c.listen, "listen", envDefault("CAIRN_LISTEN", ""), "`HOST:PORT` for peers and clients (env CAIRN_LISTEN; default: its address in --peers)")
 	fs.StringVar(&c.admin, "admin", envDefault("CAIRN_ADMIN", ""), "`HOST:PORT` of the HTTP admin API, /metrics and /healthz (env CAIRN_ADMIN; default: the listen host, port + 1000; \"off\" disables it)")
+	fs.StringVar(&c.nbd, "nbd", envDefault("CAIRN_NODE_NBD", ""), "`HOST:PORT` to serve every volume of the cluster over NBD, by name, e.g. nbd://HOST:PORT/NAME (env CAIRN_NODE_NBD; default off). Fastest on the volume's primary: no extra process and no network hop")
+	fs.DurationVar(&c.nbdTimeout, "nbd-timeout", 10*time.Second, "with --nbd: an NBD request still waiting for the volume after this long (no primary) fails with EIO")
 	fs.StringVar(&c.dataDir, "data-dir", envDefault("CAIRN_DATA_DIR", ""), "`DIR` holding this node's journal and blocks (env CAIRN_DATA_DIR)")
 	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
 	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
@@ -179,6 +184,14 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 		if _, _, err := net.SplitHostPort(c.admin); err != nil {
 			return nil, fmt.Errorf("--admin %q: %v", c.admin, err)
 		}
+	}
+	if c.nbd != "" {
+		if _, _, err := net.SplitHostPort(c.nbd); err != nil {
+			return nil, fmt.Errorf("--nbd %q: want HOST:PORT: %v", c.nbd, err)
+		}
+	}
+	if c.nbdTimeout <= 0 {
+		return nil, fmt.Errorf("--nbd-timeout %v: want a positive duration", c.nbdTimeout)
 	}
 	if c.dataDir == "" {
 		return nil, fmt.Errorf("--data-dir is required: the directory holding this node's journal and blocks")

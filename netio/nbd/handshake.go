@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // negotiated is the outcome of a handshake that reached transmission.
@@ -38,15 +40,19 @@ var zeroPad [124]byte
 // client ended the session cleanly (NBD_OPT_ABORT, or closing between
 // options) and the negotiated export when transmission begins.
 func (s *Server) handshake(ctx context.Context, c net.Conn, log *slog.Logger) (*negotiated, error) {
-	if err := c.SetDeadline(time.Now().Add(s.handshakeTimeout)); err != nil {
+	deadline := time.Now().Add(s.handshakeTimeout)
+	if err := c.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
 	// Shutdown during the handshake interrupts blocked reads and writes.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
+	// Catalog lookups end with the handshake too.
+	hctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 
 	h := &hsConn{s: s, br: bufio.NewReaderSize(c, connReadBuf), bw: bufio.NewWriterSize(c, 4096), log: log}
-	neg, err := h.run()
+	neg, err := h.run(hctx)
 	if err != nil || neg == nil {
 		return nil, err
 	}
@@ -59,7 +65,8 @@ func (s *Server) handshake(ctx context.Context, c net.Conn, log *slog.Logger) (*
 	return neg, nil
 }
 
-func (h *hsConn) run() (*negotiated, error) {
+// run speaks the handshake; ctx bounds catalog lookups.
+func (h *hsConn) run(ctx context.Context) (*negotiated, error) {
 	var b [18]byte
 	binary.BigEndian.PutUint64(b[0:], nbdMagic)
 	binary.BigEndian.PutUint64(b[8:], ihaveoptMagic)
@@ -108,7 +115,7 @@ func (h *hsConn) run() (*negotiated, error) {
 		}
 		h.log.Debug("nbd: option", "opt", optName(opt), "len", length)
 
-		neg, done, err := h.option(opt, data)
+		neg, done, err := h.option(ctx, opt, data)
 		switch {
 		case err != nil:
 			return nil, err
@@ -126,10 +133,10 @@ func (h *hsConn) run() (*negotiated, error) {
 
 // option answers one option. done reports that the handshake is over: with
 // neg set transmission begins, with neg nil the session ends.
-func (h *hsConn) option(opt uint32, data []byte) (neg *negotiated, done bool, err error) {
+func (h *hsConn) option(ctx context.Context, opt uint32, data []byte) (neg *negotiated, done bool, err error) {
 	switch opt {
 	case optExportName:
-		return h.exportName(data)
+		return h.exportName(ctx, data)
 	case optAbort:
 		// The client may close without waiting for the ACK; a failure to
 		// send it is no error.
@@ -140,32 +147,78 @@ func (h *hsConn) option(opt uint32, data []byte) (neg *negotiated, done bool, er
 		if len(data) != 0 {
 			return nil, false, h.replyErr(opt, repErrInvalid, "NBD_OPT_LIST takes no data")
 		}
-		for i := range h.s.exports {
-			e := &h.s.exports[i]
-			p := make([]byte, 4, 4+len(e.Name)+len(e.Description))
-			binary.BigEndian.PutUint32(p, uint32(len(e.Name)))
-			p = append(append(p, e.Name...), e.Description...)
-			if err := h.reply(opt, repServer, p); err != nil {
-				return nil, false, err
-			}
-		}
-		return nil, false, h.reply(opt, repAck, nil)
+		return nil, false, h.list(ctx)
 	case optInfo, optGo:
-		return h.infoGo(opt, data)
+		return h.infoGo(ctx, opt, data)
 	default:
 		return nil, false, h.replyErr(opt, repErrUnsup, "option not supported")
 	}
 }
 
+// list answers NBD_OPT_LIST with the catalog's exports, skipping those
+// whose name or description breaks the protocol's rules for strings.
+func (h *hsConn) list(ctx context.Context) error {
+	exports, err := h.s.catalog.List(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("nbd: NBD_OPT_LIST: listing exports: %w", err)
+		}
+		h.log.Warn("nbd: listing exports failed", "err", err)
+		return h.replyErr(optList, repErrPlatform, errorMessage("listing exports failed: ", err))
+	}
+	for i := range exports {
+		e := &exports[i]
+		if err := checkListed(e); err != nil {
+			h.log.Error("nbd: catalog listed a bad export; not shown", "err", err)
+			continue
+		}
+		p := make([]byte, 4, 4+len(e.Name)+len(e.Description))
+		binary.BigEndian.PutUint32(p, uint32(len(e.Name)))
+		p = append(append(p, e.Name...), e.Description...)
+		if err := h.reply(optList, repServer, p); err != nil {
+			return err
+		}
+	}
+	return h.reply(optList, repAck, nil)
+}
+
+// lookup asks the catalog for the export called name and checks what it
+// returns; the export returned is the connection's own copy. A catalog
+// error is returned as is; a bad export is logged and reported as an error
+// that does not wrap ErrUnknownExport. A name no export can have (one that
+// breaks the rules for strings) is unknown without asking the catalog.
+func (h *hsConn) lookup(ctx context.Context, name string) (*Export, error) {
+	if checkString(name) != nil {
+		return nil, ErrUnknownExport
+	}
+	e, err := h.s.catalog.Export(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if e.Name != name {
+		err = fmt.Errorf("nbd: catalog returned export %.64q", e.Name)
+	} else {
+		err = checkExport(&e)
+	}
+	if err != nil {
+		h.log.Error("nbd: catalog returned a bad export", "name", fmt.Sprintf("%.64q", name), "err", err)
+		return nil, err
+	}
+	return &e, nil
+}
+
 // exportName answers NBD_OPT_EXPORT_NAME, which has no error reply: an
-// unknown export ends the session.
-func (h *hsConn) exportName(data []byte) (*negotiated, bool, error) {
+// unknown export or a failed lookup ends the session.
+func (h *hsConn) exportName(ctx context.Context, data []byte) (*negotiated, bool, error) {
 	if len(data) > maxStringLen {
 		return nil, true, fmt.Errorf("nbd: NBD_OPT_EXPORT_NAME name of %d bytes", len(data))
 	}
-	e := h.s.byName[string(data)]
-	if e == nil {
-		return nil, true, fmt.Errorf("nbd: NBD_OPT_EXPORT_NAME for unknown export %.64q", data)
+	e, err := h.lookup(ctx, string(data))
+	switch {
+	case errors.Is(err, ErrUnknownExport):
+		return nil, true, fmt.Errorf("nbd: NBD_OPT_EXPORT_NAME for unknown export %.64q: %w", data, err)
+	case err != nil:
+		return nil, true, fmt.Errorf("nbd: NBD_OPT_EXPORT_NAME for export %.64q: lookup failed: %w", data, err)
 	}
 	neg := h.s.negotiate(e, h.br)
 	var b [10]byte
@@ -180,7 +233,7 @@ func (h *hsConn) exportName(data []byte) (*negotiated, bool, error) {
 
 // infoGo answers NBD_OPT_INFO and NBD_OPT_GO. Data: 32-bit name length,
 // name, 16-bit count of information requests, 16 bits each.
-func (h *hsConn) infoGo(opt uint32, data []byte) (*negotiated, bool, error) {
+func (h *hsConn) infoGo(ctx context.Context, opt uint32, data []byte) (*negotiated, bool, error) {
 	if len(data) < 6 {
 		return nil, false, h.replyErr(opt, repErrInvalid, "option data too short")
 	}
@@ -207,9 +260,18 @@ func (h *hsConn) infoGo(opt uint32, data []byte) (*negotiated, bool, error) {
 			wantDesc = true
 		}
 	}
-	e := h.s.byName[string(name)]
-	if e == nil {
+	e, err := h.lookup(ctx, string(name))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Handshake timeout or shutdown: no reply could be sent anyway.
+		return nil, true, fmt.Errorf("nbd: %s: looking up export %.64q: %w", optName(opt), name, err)
+	case errors.Is(err, ErrUnknownExport):
 		return nil, false, h.replyErr(opt, repErrUnknown, "unknown export")
+	case err != nil:
+		// The protocol has no code for "try again later"; UNKNOWN means
+		// "the requested export is not available", which it is not.
+		h.log.Warn("nbd: export lookup failed", "opt", optName(opt), "name", fmt.Sprintf("%.64q", name), "err", err)
+		return nil, false, h.replyErr(opt, repErrUnknown, errorMessage("export lookup failed: ", err))
 	}
 	neg := h.s.negotiate(e, h.br)
 
@@ -262,6 +324,30 @@ func (h *hsConn) reply(opt, typ uint32, data []byte) error {
 	h.bw.Write(b[:])
 	_, err := h.bw.Write(data)
 	return err
+}
+
+// maxMessageLen bounds the messages of error replies (the protocol's SHOULD
+// for strings).
+const maxMessageLen = 256
+
+// errorMessage makes the message of an error reply from prefix and err:
+// valid UTF-8 (invalid bytes become U+FFFD), without NUL, at most
+// maxMessageLen bytes.
+func errorMessage(prefix string, err error) string {
+	msg := strings.Map(func(r rune) rune {
+		if r == 0 {
+			return -1
+		}
+		return r
+	}, prefix+err.Error())
+	if len(msg) > maxMessageLen {
+		n := maxMessageLen
+		for !utf8.RuneStart(msg[n]) {
+			n--
+		}
+		msg = msg[:n]
+	}
+	return msg
 }
 
 // replyErr sends an error reply with a message for humans.

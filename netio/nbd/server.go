@@ -1,6 +1,15 @@
 // Package nbd is a Network Block Device server: the NBD protocol (fixed
 // newstyle handshake, simple replies) over a Backend that stores the bytes.
 //
+// Exports: the server finds them through a Catalog when a client asks, so
+// they may come and go while it runs (NewCatalogServer); NewServer serves a
+// fixed list through a catalog built over it. Each lookup runs under the
+// handshake's context, which ends with the handshake timeout or shutdown.
+// An export the catalog returns is checked like one given to NewServer (and
+// its name must be the one asked for); a bad one is logged and treated as a
+// failed lookup. The connection keeps its own copy of the export it
+// negotiated.
+//
 // What the server speaks:
 //
 //   - Handshake: fixed newstyle only. The server sends NBDMAGIC, IHAVEOPT and
@@ -8,12 +17,22 @@
 //     FIXED_NEWSTYLE or carry an unknown bit is disconnected.
 //   - Options: NBD_OPT_GO and NBD_OPT_INFO (NBD_INFO_EXPORT and
 //     NBD_INFO_BLOCK_SIZE always, NBD_INFO_NAME and NBD_INFO_DESCRIPTION when
-//     requested; an unknown export is NBD_REP_ERR_UNKNOWN), NBD_OPT_LIST,
+//     requested), NBD_OPT_LIST (the catalog's list, less entries whose name
+//     or description breaks the protocol's rules for strings),
 //     NBD_OPT_ABORT (ACK, then close), and NBD_OPT_EXPORT_NAME. The latter
 //     has no error reply in the protocol, so it is implemented as specified:
-//     a known export enters transmission, an unknown one closes the
-//     connection. Every other option gets NBD_REP_ERR_UNSUP (so no TLS,
-//     structured replies, metadata contexts or extended headers).
+//     a known export enters transmission; an unknown one, or a failed
+//     lookup, closes the connection. Every other option gets
+//     NBD_REP_ERR_UNSUP (so no TLS, structured replies, metadata contexts or
+//     extended headers).
+//   - Option errors: INFO or GO of an unknown export is NBD_REP_ERR_UNKNOWN;
+//     so is a failed lookup (the code means "the requested export is not
+//     available"), with the lookup error in the message. A failed listing
+//     is NBD_REP_ERR_PLATFORM with the error in the message (the protocol
+//     has no code for a transient failure on the server; nbdkit answers the
+//     same). The handshake goes on after an error reply. Messages are valid
+//     UTF-8 without NUL, at most 256 bytes. A lookup cut short by the
+//     handshake timeout or by shutdown closes the connection.
 //   - Limits during the handshake: option data longer than 16 KiB, more
 //     than 256 options, or a handshake that takes longer than the handshake
 //     timeout (30 s) close the connection; a name longer than 4096 bytes in
@@ -110,11 +129,30 @@ type Export struct {
 	MultiConn bool
 }
 
-// Server serves a fixed set of exports. It is safe for concurrent use; one
-// Server may serve many listeners and connections at once.
+// Catalog finds the exports a server offers. The server calls it during
+// handshakes, from many goroutines at once, so it must be safe for
+// concurrent use. ctx ends with the handshake (its timeout, or shutdown);
+// each call must return soon after ctx is done, since the server waits for
+// it. The server keeps its own copy of what a call returns.
+type Catalog interface {
+	// Export returns the export called name, whose Name must be name. It
+	// returns an error wrapping ErrUnknownExport when there is none; any
+	// other error means the lookup itself failed. name is always a valid
+	// export name (see NewServer).
+	Export(ctx context.Context, name string) (Export, error)
+	// List returns the exports NBD_OPT_LIST shows. Only Name and
+	// Description are used; Backend may be nil.
+	List(ctx context.Context) ([]Export, error)
+}
+
+// ErrUnknownExport is the error a Catalog wraps when no export has the name
+// asked for.
+var ErrUnknownExport = errors.New("nbd: unknown export")
+
+// Server serves the exports of a Catalog. It is safe for concurrent use;
+// one Server may serve many listeners and connections at once.
 type Server struct {
-	exports []Export
-	byName  map[string]*Export
+	catalog Catalog
 	log     *slog.Logger
 
 	// Per-connection limits; the defaults are set by NewServer and changed
@@ -133,35 +171,81 @@ func NewServer(exports []Export, log *slog.Logger) (*Server, error) {
 	if len(exports) == 0 {
 		return nil, errors.New("nbd: no exports")
 	}
+	c := &staticCatalog{
+		exports: append([]Export(nil), exports...),
+		byName:  make(map[string]*Export, len(exports)),
+	}
+	for i := range c.exports {
+		e := &c.exports[i]
+		if err := checkExport(e); err != nil {
+			return nil, err
+		}
+		if _, dup := c.byName[e.Name]; dup {
+			return nil, fmt.Errorf("nbd: export %q listed twice", e.Name)
+		}
+		c.byName[e.Name] = e
+	}
+	return NewCatalogServer(c, log)
+}
+
+// NewCatalogServer returns a server for the exports c finds. A nil log
+// discards the server's logs.
+func NewCatalogServer(c Catalog, log *slog.Logger) (*Server, error) {
+	if c == nil {
+		return nil, errors.New("nbd: no catalog")
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{
-		exports:          append([]Export(nil), exports...),
-		byName:           make(map[string]*Export, len(exports)),
+	return &Server{
+		catalog:          c,
 		log:              log,
 		handshakeTimeout: 30 * time.Second,
 		shutdownGrace:    10 * time.Second,
 		maxInFlight:      64,
 		maxInFlightBytes: 2 * MaxRequestLen,
+	}, nil
+}
+
+// staticCatalog is the fixed list of exports given to NewServer.
+type staticCatalog struct {
+	exports []Export
+	byName  map[string]*Export
+}
+
+func (c *staticCatalog) Export(_ context.Context, name string) (Export, error) {
+	e := c.byName[name]
+	if e == nil {
+		return Export{}, ErrUnknownExport
 	}
-	for i := range s.exports {
-		e := &s.exports[i]
-		if err := checkString(e.Name); err != nil {
-			return nil, fmt.Errorf("nbd: export name %.40q: %w", e.Name, err)
-		}
-		if err := checkString(e.Description); err != nil {
-			return nil, fmt.Errorf("nbd: export %q description: %w", e.Name, err)
-		}
-		if e.Backend == nil {
-			return nil, fmt.Errorf("nbd: export %q has no backend", e.Name)
-		}
-		if _, dup := s.byName[e.Name]; dup {
-			return nil, fmt.Errorf("nbd: export %q listed twice", e.Name)
-		}
-		s.byName[e.Name] = e
+	return *e, nil
+}
+
+func (c *staticCatalog) List(context.Context) ([]Export, error) {
+	return append([]Export(nil), c.exports...), nil
+}
+
+// checkExport applies NewServer's rules to one export.
+func checkExport(e *Export) error {
+	if err := checkListed(e); err != nil {
+		return err
 	}
-	return s, nil
+	if e.Backend == nil {
+		return fmt.Errorf("nbd: export %q has no backend", e.Name)
+	}
+	return nil
+}
+
+// checkListed applies the rules for strings to what NBD_OPT_LIST shows of
+// an export: its name and description.
+func checkListed(e *Export) error {
+	if err := checkString(e.Name); err != nil {
+		return fmt.Errorf("nbd: export name %.40q: %w", e.Name, err)
+	}
+	if err := checkString(e.Description); err != nil {
+		return fmt.Errorf("nbd: export %q description: %w", e.Name, err)
+	}
+	return nil
 }
 
 // checkString applies the protocol's rules for strings.
@@ -190,7 +274,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	connCtx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	var wg sync.WaitGroup
-	s.log.Info("nbd: serving", "addr", addr, "exports", len(s.exports))
+	s.log.Info("nbd: serving", "addr", addr)
 	for {
 		c, err := l.Accept()
 		if err != nil {

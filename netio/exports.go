@@ -1,0 +1,73 @@
+package netio
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cairnstore/cairn/core"
+	"github.com/cairnstore/cairn/netio/nbd"
+)
+
+// Exports is the NBD catalog of a cluster's volumes: a client asks for a volume by its
+// name (or number) and gets it, looked up in the authority cell when it asks, so volumes
+// created after the server started are served too (cairn node --nbd).
+type Exports struct {
+	cl *Client
+	// Timeout bounds each NBD request, as Volume.Timeout does.
+	Timeout time.Duration
+}
+
+// NewExports returns the catalog of the volumes cl reaches.
+func NewExports(cl *Client, timeout time.Duration) *Exports {
+	return &Exports{cl: cl, Timeout: timeout}
+}
+
+// Export looks the volume called name up; an unknown volume is nbd.ErrUnknownExport.
+func (x *Exports) Export(ctx context.Context, name string) (nbd.Export, error) {
+	id, err := VolumeIDOf(name)
+	if err != nil {
+		return nbd.Export{}, fmt.Errorf("%w: %v", nbd.ErrUnknownExport, err)
+	}
+	r := core.AuthRequest{Op: core.OpGetConfig, Vol: id}
+	rep, err := x.cl.Admin(ctx, r)
+	if err != nil {
+		return nbd.Export{}, fmt.Errorf("volume %s: the authority cell did not answer (is a majority of its members up?): %w", name, err)
+	}
+	switch {
+	case rep.Status == core.StatusNotFound:
+		return nbd.Export{}, fmt.Errorf("%w: no volume %q", nbd.ErrUnknownExport, name)
+	case rep.Status != core.StatusOK:
+		return nbd.Export{}, fmt.Errorf("volume %s: the authority answered %v", name, rep.Status)
+	case id >= 1<<31 && rep.Name != name:
+		// The id is another volume's, whose name hashes alike.
+		return nbd.Export{}, fmt.Errorf("%w: no volume %q", nbd.ErrUnknownExport, name)
+	}
+	v := NewVolume(x.cl, id, rep.Config.Blocks)
+	v.Timeout = x.Timeout
+	return nbd.Export{Name: name, Description: describe(rep.Name, rep.Config), Backend: v, MultiConn: true}, nil
+}
+
+// List lists every volume by name (by number when it has none).
+func (x *Exports) List(ctx context.Context) ([]nbd.Export, error) {
+	list, err := listVolumes(ctx, x.cl)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]nbd.Export, 0, len(list))
+	for _, e := range list {
+		name := e.Name
+		if name == "" {
+			name = fmt.Sprint(uint32(e.Config.Volume))
+		}
+		out = append(out, nbd.Export{Name: name, Description: describe(e.Name, e.Config)})
+	}
+	return out, nil
+}
+
+func describe(name string, c core.Config) string {
+	if name == "" {
+		name = fmt.Sprint(uint32(c.Volume))
+	}
+	return fmt.Sprintf("cairn volume %s (%d MiB, RF %d)", name, c.Blocks*core.BlockSize>>20, c.RF)
+}
