@@ -20,15 +20,17 @@ import (
 // library. Read, Write, Flush and Admin block until their operation completes or ctx
 // ends. Safe for concurrent use.
 type Client struct {
-	id    core.Addr
-	tr    *Transport
-	node  *Runner // the node in this process, if any (the local route, local.go)
-	pipe  *pipe   // with node: carries what the client sends it while the node steps it
-	log   *slog.Logger
-	start time.Time
-	base  int64
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	id core.Addr
+	tr *Transport
+	// opTimeout: the library gives up on an operation after this long.
+	opTimeout time.Duration
+	node      *Runner // the node in this process, if any (the local route, local.go)
+	pipe      *pipe   // with node: carries what the client sends it while the node steps it
+	log       *slog.Logger
+	start     time.Time
+	base      int64
+	stop      chan struct{}
+	wg        sync.WaitGroup
 
 	mu      sync.Mutex // held for every call into c and for the fields below
 	closed  bool
@@ -70,7 +72,7 @@ func NewClient(ctx context.Context, cc ClientConfig) (*Client, error) {
 	if cc.OpTimeout > 0 {
 		p.OpTimeout = int64(cc.OpTimeout)
 	}
-	cl := &Client{id: cc.ID, node: cc.Node, log: cc.Log, start: time.Now(), base: time.Now().UnixNano(), stop: make(chan struct{}),
+	cl := &Client{id: cc.ID, node: cc.Node, opTimeout: time.Duration(p.OpTimeout), log: cc.Log, start: time.Now(), base: time.Now().UnixNano(), stop: make(chan struct{}),
 		c: core.NewClient(p), waiting: map[uint64]chan core.Completion{}, admin: map[uint64]chan *core.AuthReply{},
 		nextID: uint64(time.Now().UnixNano()), guess: core.NewLeaderGuess(cc.Authorities)}
 	tr, err := NewTransport(TransportConfig{Self: cc.ID, Peers: cc.Peers, Log: cc.Log}, cl.deliver)
@@ -226,20 +228,33 @@ func (cl *Client) flush(qs []Queue) []Queue {
 	}
 }
 
-// do submits an operation and waits for its completion.
-func (cl *Client) do(ctx context.Context, submit func(now int64) uint64) (core.Completion, error) {
+// do submits an operation and waits for its completion, at most limit (if positive)
+// from now: then it returns context.DeadlineExceeded, as if ctx had that deadline. The
+// library's own operation timeout bounds an operation it took at once, so limit costs
+// no timer then unless it is shorter.
+func (cl *Client) do(ctx context.Context, limit time.Duration, submit func(now int64) uint64) (core.Completion, error) {
 	ch := make(chan core.Completion, 1)
 	if err := ctx.Err(); err != nil {
 		return core.Completion{}, err
 	}
+	now := false
 	queued := cl.locked(func() {
 		// Submitted at once if the library has room (flush), else when an operation completes.
+		now = len(cl.backlog) == 0 && cl.c.CanSubmit()
 		cl.backlog = append(cl.backlog, func() { cl.waiting[submit(cl.now())] = ch })
 	})
 	if !queued {
 		return core.Completion{}, errors.New("client closed")
 	}
+	var expired <-chan time.Time
+	if limit > 0 && (!now || cl.opTimeout > limit) {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
+	case <-expired:
+		return core.Completion{}, context.DeadlineExceeded
 	case d := <-ch:
 		switch {
 		case d.Unknown:
@@ -255,19 +270,31 @@ func (cl *Client) do(ctx context.Context, submit func(now int64) uint64) (core.C
 
 // Write writes whole blocks at block.
 func (cl *Client) Write(ctx context.Context, vol core.VolumeID, block uint64, data []byte) error {
-	_, err := cl.do(ctx, func(now int64) uint64 { return cl.c.Write(now, vol, block, data) })
+	return cl.write(ctx, 0, vol, block, data)
+}
+
+func (cl *Client) write(ctx context.Context, limit time.Duration, vol core.VolumeID, block uint64, data []byte) error {
+	_, err := cl.do(ctx, limit, func(now int64) uint64 { return cl.c.Write(now, vol, block, data) })
 	return err
 }
 
 // Read reads count blocks at block.
 func (cl *Client) Read(ctx context.Context, vol core.VolumeID, block uint64, count uint32) ([]byte, error) {
-	d, err := cl.do(ctx, func(now int64) uint64 { return cl.c.Read(now, vol, block, count) })
+	return cl.read(ctx, 0, vol, block, count)
+}
+
+func (cl *Client) read(ctx context.Context, limit time.Duration, vol core.VolumeID, block uint64, count uint32) ([]byte, error) {
+	d, err := cl.do(ctx, limit, func(now int64) uint64 { return cl.c.Read(now, vol, block, count) })
 	return d.Data, err
 }
 
 // Flush returns once every write logged before it is committed.
 func (cl *Client) Flush(ctx context.Context, vol core.VolumeID) error {
-	_, err := cl.do(ctx, func(now int64) uint64 { return cl.c.Flush(now, vol) })
+	return cl.flushVol(ctx, 0, vol)
+}
+
+func (cl *Client) flushVol(ctx context.Context, limit time.Duration, vol core.VolumeID) error {
+	_, err := cl.do(ctx, limit, func(now int64) uint64 { return cl.c.Flush(now, vol) })
 	return err
 }
 

@@ -28,12 +28,24 @@ type Volume struct {
 	Timeout time.Duration
 }
 
-// bound applies Timeout to one request.
-func (v *Volume) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if v.Timeout <= 0 {
-		return ctx, func() {}
+// bound applies Timeout to one request of ops client operations: a request of one
+// operation passes the returned limit to the client instead (which needs no timer when
+// the library takes the operation at once and would time it out no later).
+func (v *Volume) bound(ctx context.Context, ops int) (context.Context, context.CancelFunc, time.Duration) {
+	switch {
+	case v.Timeout <= 0:
+		return ctx, func() {}, 0
+	case ops == 1:
+		return ctx, func() {}, v.Timeout
 	}
-	return context.WithTimeout(ctx, v.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, v.Timeout)
+	return ctx, cancel, 0
+}
+
+// chunks is the number of client operations a read of n bytes at off makes (a write
+// that is not block-aligned makes twice as many: read, then write).
+func chunks(off, n uint64) int {
+	return int((off%core.BlockSize + n + maxChunkBlocks*core.BlockSize - 1) / (maxChunkBlocks * core.BlockSize))
 }
 
 // maxChunkBlocks bounds one core request (1 MiB).
@@ -59,13 +71,13 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off uint64) error {
 	if err := v.check(off, uint64(len(p))); err != nil {
 		return err
 	}
-	ctx, cancel := v.bound(ctx)
+	ctx, cancel, limit := v.bound(ctx, chunks(off, uint64(len(p))))
 	defer cancel()
 	for len(p) > 0 {
 		first := off / core.BlockSize
 		skip := off % core.BlockSize
 		count := min((skip+uint64(len(p))+core.BlockSize-1)/core.BlockSize, maxChunkBlocks)
-		data, err := v.cl.Read(ctx, v.vol, first, uint32(count))
+		data, err := v.cl.read(ctx, limit, v.vol, first, uint32(count))
 		if err != nil {
 			return err
 		}
@@ -81,7 +93,11 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off uint64, fua bool) er
 	if err := v.check(off, uint64(len(p))); err != nil {
 		return err
 	}
-	ctx, cancel := v.bound(ctx)
+	ops := chunks(off, uint64(len(p)))
+	if off%core.BlockSize != 0 || len(p)%core.BlockSize != 0 {
+		ops *= 2
+	}
+	ctx, cancel, limit := v.bound(ctx, ops)
 	defer cancel()
 	for len(p) > 0 {
 		first := off / core.BlockSize
@@ -90,7 +106,7 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off uint64, fua bool) er
 		span := count * core.BlockSize
 		n := min(uint64(len(p)), span-skip)
 		if skip == 0 && n == span {
-			if err := v.cl.Write(ctx, v.vol, first, p[:n]); err != nil {
+			if err := v.cl.write(ctx, limit, v.vol, first, p[:n]); err != nil {
 				return err
 			}
 		} else if err := v.modify(ctx, first, count, skip, p[:n]); err != nil {
@@ -115,9 +131,9 @@ func (v *Volume) modify(ctx context.Context, first, count, skip uint64, part []b
 
 // Flush returns once every write logged before it is committed.
 func (v *Volume) Flush(ctx context.Context) error {
-	ctx, cancel := v.bound(ctx)
+	ctx, cancel, limit := v.bound(ctx, 1)
 	defer cancel()
-	return v.cl.Flush(ctx, v.vol)
+	return v.cl.flushVol(ctx, limit, v.vol)
 }
 
 // Trim writes zeros (the volume has no holes; trimmed ranges read as zeros).
@@ -130,7 +146,7 @@ func (v *Volume) WriteZeroes(ctx context.Context, off, length uint64, fua bool) 
 	if err := v.check(off, length); err != nil {
 		return err
 	}
-	ctx, cancel := v.bound(ctx)
+	ctx, cancel, _ := v.bound(ctx, 2) // more than one (WriteAt bounds each chunk again)
 	defer cancel()
 	zero := make([]byte, min(length, maxChunkBlocks*core.BlockSize))
 	for length > 0 {

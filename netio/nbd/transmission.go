@@ -43,7 +43,8 @@ type session struct {
 	cancel context.CancelFunc
 	out    replyWriter
 	lim    *limiter
-	wg     sync.WaitGroup // request goroutines
+	jobs   chan func()    // requests for idle workers (closed when reading ends)
+	wg     sync.WaitGroup // request workers
 	failed sync.Once
 }
 
@@ -59,6 +60,7 @@ func (s *Server) transmit(ctx context.Context, c net.Conn, neg *negotiated, log 
 		ctx:    bctx,
 		cancel: cancel,
 		lim:    newLimiter(s.maxInFlight, s.maxInFlightBytes),
+		jobs:   make(chan func()),
 	}
 	ss.out.bw = bufio.NewWriterSize(c, 64<<10)
 
@@ -69,7 +71,8 @@ func (s *Server) transmit(ctx context.Context, c net.Conn, neg *negotiated, log 
 	})
 	rerr := ss.readLoop(ctx)
 	stop()
-	ss.wg.Wait() // every reply is written (or dropped after a write error) by now
+	close(ss.jobs) // idle workers exit; busy ones after their request
+	ss.wg.Wait()   // every reply is written (or dropped after a write error) by now
 	werr := ss.out.error()
 	switch {
 	case ctx.Err() != nil:
@@ -203,9 +206,28 @@ func (ss *session) early(r request, errno uint32) {
 	ss.send(&reply{cookie: r.cookie, errno: errno})
 }
 
-// dispatch runs a request on its own goroutine; it holds a limiter slot.
+// dispatch runs a request on a worker goroutine: an idle one, or a new one when all are
+// busy. Workers stay for the session's next requests, their stacks grown to the depth
+// a request needs (a new goroutine per request would grow its stack, by copying, on
+// every request). There are at most as many workers as requests in flight (the limiter
+// slot the request holds bounds them).
 func (ss *session) dispatch(r request, buf *[]byte, cost int) {
-	ss.wg.Go(func() {
+	job := ss.job(r, buf, cost)
+	select {
+	case ss.jobs <- job:
+	default:
+		ss.wg.Go(func() {
+			job()
+			for job := range ss.jobs {
+				job()
+			}
+		})
+	}
+}
+
+// job is one request's work: the backend call and the reply.
+func (ss *session) job(r request, buf *[]byte, cost int) func() {
+	return func() {
 		var start time.Time
 		if ss.debug {
 			start = time.Now()
@@ -225,7 +247,7 @@ func (ss *session) dispatch(r request, buf *[]byte, cost int) {
 				"took", time.Since(start))
 		}
 		ss.send(rep)
-	})
+	}
 }
 
 // run calls the backend. A panicking backend fails the request with EIO
