@@ -69,11 +69,13 @@ type ClientFlush struct {
 
 // ClientReply answers a ClientWrite, ClientRead, or ClientFlush.
 type ClientReply struct {
-	Vol       VolumeID
-	Client    uint64
-	Req       uint64
-	Status    Status
-	Epoch     Epoch // the replying primary's epoch (OK replies)
+	Vol    VolumeID
+	Client uint64
+	Req    uint64
+	Status Status
+	Epoch  Epoch // the replying primary's epoch (OK replies)
+	// Data: a read's blocks, allocated for this reply alone; the node keeps no reference
+	// to it once sent (netio's local route hands it to the client without a copy).
 	Data      []byte
 	HasConfig bool
 	Config    Config

@@ -37,7 +37,8 @@ type localMsg struct {
 // copyMsg returns a copy of m that shares no memory with it; ok false if it does not
 // survive the codec (a bug, logged by the caller). The client's requests and the node's
 // replies are copied field by field (TestCopyMsg keeps that in step with the codec),
-// everything else through the codec.
+// everything else through the codec. A ClientReply's Data is moved, not copied: the node
+// allocates it for that reply alone (core.ClientReply).
 func copyMsg(m core.Message) (core.Message, bool) {
 	switch m := m.(type) {
 	case *core.ClientRead:
@@ -52,7 +53,6 @@ func copyMsg(m core.Message) (core.Message, bool) {
 		return &c, true
 	case *core.ClientReply:
 		c := *m
-		c.Data = bytes.Clone(m.Data)
 		c.Config = m.Config.Clone()
 		return &c, true
 	}

@@ -90,8 +90,8 @@ func TestRunnerDoBeforeRun(t *testing.T) {
 }
 
 // copyMsg's field-by-field copies equal the codec's and share no memory with the
-// original. A field added to one of those messages fails the field count here: copyMsg
-// must then learn to copy it.
+// original (but a reply's Data, which is moved). A field added to one of those messages
+// fails the field count here: copyMsg must then learn to copy it.
 func TestCopyMsg(t *testing.T) {
 	cfg := core.Config{Volume: 7, Blocks: 9, RF: 2, Epoch: 3, Primary: 2, InSync: []core.Addr{1, 2}, Replicas: []core.Addr{1, 2},
 		QoS: core.QoS{IOPS: 5, BurstIOPS: 6, BurstCredits: 7, MBps: 8}}
@@ -118,6 +118,9 @@ func TestCopyMsg(t *testing.T) {
 		// Scribble on the original: the copy must not change.
 		v := reflect.ValueOf(m).Elem()
 		for i := range v.NumField() {
+			if _, reply := m.(*core.ClientReply); reply && v.Type().Field(i).Name == "Data" {
+				continue // moved
+			}
 			if f := v.Field(i); f.Kind() == reflect.Slice && f.Len() > 0 {
 				f.Index(0).SetUint(0x5a)
 			}

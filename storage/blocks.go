@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/cairnstore/cairn/core"
 )
@@ -73,6 +74,9 @@ func (s *blockStore) file(vol uint32, create bool) (File, error) {
 	return f, nil
 }
 
+// slotPool holds one-slot read buffers: most reads are of one block.
+var slotPool = sync.Pool{New: func() any { b := make([]byte, slotSize); return &b }}
+
 // read fills buf (whole blocks) from block onwards, verifying every slot.
 func (s *blockStore) read(vol uint32, block uint64, buf []byte) error {
 	if len(buf)%BlockSize != 0 {
@@ -87,7 +91,14 @@ func (s *blockStore) read(vol uint32, block uint64, buf []byte) error {
 		clear(buf)
 		return nil
 	}
-	raw := make([]byte, n*slotSize)
+	var raw []byte
+	if n == 1 {
+		p := slotPool.Get().(*[]byte)
+		defer slotPool.Put(p)
+		raw = *p
+	} else {
+		raw = make([]byte, n*slotSize)
+	}
 	got, err := f.ReadAt(raw, int64(block)*slotSize)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("storage: read volume %d block %d: %w", vol, block, err)
