@@ -282,6 +282,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	workerDone := make(chan struct{})
 	go r.storageWorker(workerDone)
+	wbDone := make(chan struct{})
+	go r.writeback(ctx, wbDone)
 	r.log.Info("node started", "node", r.cfg.Params.Self, "zone", r.cfg.Params.Zone, "dir", r.cfg.DataDir)
 	r.step(func(int64) {}) // carry out what recovery produced
 	t := time.NewTicker(r.cfg.Tick)
@@ -297,12 +299,36 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	r.ops.close()
 	<-workerDone // every append the node issued is durable (or failed) before we close
+	<-wbDone
 	r.tr.Close()
 	if cerr := r.st.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	r.log.Info("node stopped", "node", r.cfg.Params.Self, "err", err)
 	return err
+}
+
+// writebackEvery is how often block writes are pushed towards the device (see writeback).
+const writebackEvery = 10 * time.Millisecond
+
+// writeback starts the block files' writeback every writebackEvery until ctx is done or
+// the node fails: block writes then reach the device a little at a time, in the
+// background, instead of all at once in the checkpoint's sync, which the journal's
+// appends wait behind (a checkpoint syncs the blocks of thousands of writes).
+func (r *Runner) writeback(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(writebackEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.failed:
+			return
+		case <-t.C:
+			r.st.StartWriteback()
+		}
+	}
 }
 
 // tickUntil ticks the node on every tick of c until ctx is done or the node fails; the

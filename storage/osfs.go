@@ -208,6 +208,35 @@ func (f *osFile) Sync() error {
 	return osErr("sync", f.name, serr)
 }
 
+// syncFileRangeWrite is SYNC_FILE_RANGE_WRITE (linux/fs.h).
+const syncFileRangeWrite = 2
+
+// StartWriteback asks the kernel to start writing the file's dirty pages to the device,
+// without waiting for them and without a cache flush (sync_file_range with
+// SYNC_FILE_RANGE_WRITE): a later Sync then has less left to write. It makes nothing
+// durable.
+func (f *osFile) StartWriteback() error {
+	rc, err := f.f.SyscallConn()
+	if err != nil {
+		return osErr("writeback", f.name, err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			_, _, e := syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, fd, 0, 0, syncFileRangeWrite, 0, 0)
+			if e != syscall.EINTR {
+				if e != 0 {
+					serr = e
+				}
+				return
+			}
+		}
+	}); err != nil {
+		return osErr("writeback", f.name, err)
+	}
+	return osErr("writeback", f.name, serr)
+}
+
 func (f *osFile) Truncate(size int64) error {
 	return osErr("truncate", f.name, f.f.Truncate(size))
 }

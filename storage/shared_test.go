@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/cairnstore/cairn/core"
 )
 
 // A block reader/writer and a journal writer use one Shared engine at once (run with
@@ -175,4 +177,57 @@ func openShared(t *testing.T, fs FS, writeBehind bool) *Shared {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// StartWriteback reaches the OS file (an error on a closed one shows the call goes
+// through), and the store's writeback runs alongside writes and a checkpoint without
+// changing what reads back.
+func TestStartWriteback(t *testing.T) {
+	fs := NewOSFS(t.TempDir())
+	f, err := fs.Create("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{1}, 1<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	w, ok := f.(interface{ StartWriteback() error })
+	if !ok {
+		t.Fatal("an OSFS file cannot start its writeback")
+	}
+	if err := w.StartWriteback(); err != nil {
+		t.Fatalf("writeback: %v", err)
+	}
+	f.Close()
+	if err := w.StartWriteback(); err == nil {
+		t.Fatal("writeback of a closed file: no error")
+	}
+
+	s := openShared(t, fs, true)
+	blk := func(b byte) []byte { return bytes.Repeat([]byte{b}, BlockSize) }
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			s.StartWriteback()
+		}
+	}()
+	for i := range 64 {
+		if err := s.WriteBlocks(core.VolumeID(1+i%3), uint64(i), blk(byte(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ApplyPending(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if err := s.Checkpoint([]byte("snap")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, BlockSize)
+	for i := range 64 {
+		if err := s.ReadBlocks(core.VolumeID(1+i%3), uint64(i), buf); err != nil || !bytes.Equal(buf, blk(byte(i))) {
+			t.Fatalf("block %d after writeback: %v", i, err)
+		}
+	}
 }
