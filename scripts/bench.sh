@@ -2,7 +2,9 @@
 # scripts/bench.sh: Cairn side by side with what a user would pick instead, on this machine
 # (issue 7). 4 KiB random writes and reads at QD 1 and QD 32 against:
 #   - Cairn RF 2 and RF 3 through the client library (cairn bench);
-#   - the same volumes through NBD (cairn attach + fio's nbd engine);
+#   - the same volumes through NBD with fio's nbd engine: served by the primary's own node
+#     (cairn node --nbd: no extra process, no network hop to the primary) and by cairn
+#     attach (a separate process that follows failovers);
 #   - nbdkit's file plugin serving a local file through the same fio job, every write made
 #     durable (the fua filter forces FUA, which the file plugin turns into fdatasync):
 #     the no-replication baseline;
@@ -65,7 +67,7 @@ PY
 PEERS=1=0@127.0.0.1:7301,2=1@127.0.0.1:7302,3=2@127.0.0.1:7303
 ADMIN=http://127.0.0.1:8301
 for i in 1 2 3; do
-	"$BIN" node --id $i --peers $PEERS --admin 127.0.0.1:830$i --data-dir "$WORK/n$i" --log-level warn 2>>"$WORK/n$i.log" &
+	"$BIN" node --id $i --peers $PEERS --admin 127.0.0.1:830$i --nbd 127.0.0.1:1095$i --data-dir "$WORK/n$i" --log-level warn 2>>"$WORK/n$i.log" &
 	pids+=($!)
 done
 for _ in $(seq 100); do curl -sf $ADMIN/healthz >/dev/null 2>&1 && break; sleep 0.1; done
@@ -83,12 +85,18 @@ for rf in 2 3; do
 			record "Cairn RF $rf" "client library" $wl $qd "$j"
 		done
 	done
+	primary=$(curl -sf $ADMIN/v1/volumes/rf$rf | python3 -c 'import json, sys; print(json.load(sys.stdin)["primary"])')
+	for wl in randwrite randread; do
+		for qd in 1 32; do
+			record "Cairn RF $rf" "NBD from the primary's node (fio)" $wl $qd "$(fio_json nbd://127.0.0.1:1095$primary/rf$rf $wl $qd)"
+		done
+	done
 	"$BIN" attach rf$rf --peers $PEERS --nbd 127.0.0.1:1090$rf 2>>"$WORK/attach$rf.log" &
 	pids+=($!)
 	for _ in $(seq 100); do nbdinfo --size nbd://127.0.0.1:1090$rf/rf$rf >/dev/null 2>&1 && break; sleep 0.1; done
 	for wl in randwrite randread; do
 		for qd in 1 32; do
-			record "Cairn RF $rf" "NBD (fio)" $wl $qd "$(fio_json nbd://127.0.0.1:1090$rf/rf$rf $wl $qd)"
+			record "Cairn RF $rf" "NBD via cairn attach (fio)" $wl $qd "$(fio_json nbd://127.0.0.1:1090$rf/rf$rf $wl $qd)"
 		done
 	done
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: a local three-node cluster in three zones on 127.0.0.1, a 1 GiB volume "demo"
-# (RF 2) attached over NBD. Data lives under ./data (or $CAIRN_DATA); a second run reuses
+# (RF 2) attached over NBD by cairn attach; every node also serves every volume over NBD
+# itself (127.0.0.1:10811-10813). Data lives under ./data (or $CAIRN_DATA); a second run reuses
 # it. Ctrl-C stops everything cleanly.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,7 +20,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 for i in 1 2 3; do
-	"$BIN" node --id "$i" --peers "$PEERS" --data-dir "$DATA/n$i" >>"$DATA/n$i.log" 2>&1 &
+	"$BIN" node --id "$i" --peers "$PEERS" --data-dir "$DATA/n$i" --nbd "127.0.0.1:1081$i" >>"$DATA/n$i.log" 2>&1 &
 	pids+=($!)
 done
 ADMIN=http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003 # each node's --admin: port + 1000
@@ -49,7 +50,9 @@ done
 cat <<MSG
 
 Cairn is running: nodes 1, 2, 3 (zones 0, 1, 2) on 127.0.0.1:7001-7003, data in $DATA.
-Volume demo (1 GiB, RF 2) is at nbd://$NBD/demo. Try:
+Volume demo (1 GiB, RF 2) is at nbd://$NBD/demo (cairn attach). Each node serves every volume
+too, at nbd://127.0.0.1:10811/demo (node 1), 10812 and 10813: fastest through the volume's
+primary ('$BIN volume show demo' names it). Try:
 
   qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k' nbd://$NBD/demo
   nbdinfo nbd://$NBD/demo

@@ -21,7 +21,12 @@ const attachUsage = `Usage:
   cairn attach VOLUME --peers ID=ZONE@HOST:PORT,... [--nbd HOST:PORT] [flags]
 
 Serves a volume to local NBD clients (qemu, qemu-io, nbdinfo, nbdcopy, fio, nbdfuse) and
-follows the volume's failovers. VOLUME is a volume number or a name. Stop with Ctrl-C.
+follows the volume's failovers: its clients keep their connection while the volume moves to
+a new primary. VOLUME is a volume number or a name. Stop with Ctrl-C.
+
+Nodes started with --nbd serve every volume themselves, one process and one network hop
+fewer (fastest on the volume's primary), but their clients must reconnect elsewhere when
+that node goes away ('cairn node --help').
 
 A request waits at most --timeout for the volume (a failover takes about 1 s); after
 that the NBD client gets EIO and the connection stays usable. Out-of-range requests get

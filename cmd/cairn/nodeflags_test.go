@@ -34,6 +34,10 @@ func TestNodeFlagsValid(t *testing.T) {
 	if err != nil || !c.wiped || !c.params().Wiped {
 		t.Fatalf("wiped: %+v %v", c, err)
 	}
+	c, err = parseNode("--id", "1", "--peers", threePeers, "--data-dir", "d", "--nbd", "127.0.0.1:10811", "--nbd-timeout", "3s")
+	if err != nil || c.nbd != "127.0.0.1:10811" || c.nbdTimeout.Seconds() != 3 {
+		t.Fatalf("nbd: %+v %v", c, err)
+	}
 }
 
 // Every bad input gets an error that says what is wrong.
@@ -53,6 +57,8 @@ func TestNodeFlagsRejected(t *testing.T) {
 		{[]string{"--id", "1", "--peers", threePeers, "--data-dir", "d", "--zone", "5"}, "disagrees"},
 		{[]string{"--id", "1", "--peers", threePeers, "--data-dir", "d", "--log-level", "loud"}, "--log-level"},
 		{[]string{"--id", "1", "--peers", threePeers, "--data-dir", "d", "extra"}, "unexpected"},
+		{[]string{"--id", "1", "--peers", threePeers, "--data-dir", "d", "--nbd", "10809"}, "--nbd"},
+		{[]string{"--id", "1", "--peers", threePeers, "--data-dir", "d", "--nbd", "127.0.0.1:1", "--nbd-timeout", "0s"}, "--nbd-timeout"},
 	}
 	for _, tc := range cases {
 		_, err := parseNode(tc.args...)
