@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +46,7 @@ type session struct {
 	out    replyWriter
 	lim    *limiter
 	jobs   chan func()    // requests for idle workers (closed when reading ends)
+	busy   atomic.Int32   // requests between dispatch and their reply's queueing
 	wg     sync.WaitGroup // request workers
 	failed sync.Once
 }
@@ -212,6 +215,7 @@ func (ss *session) early(r request, errno uint32) {
 // every request). There are at most as many workers as requests in flight (the limiter
 // slot the request holds bounds them).
 func (ss *session) dispatch(r request, buf *[]byte, cost int) {
+	ss.busy.Add(1)
 	job := ss.job(r, buf, cost)
 	select {
 	case ss.jobs <- job:
@@ -246,6 +250,7 @@ func (ss *session) job(r request, buf *[]byte, cost int) func() {
 				"off", r.off, "len", r.length, "cookie", r.cookie, "err", errnoName(errno),
 				"took", time.Since(start))
 		}
+		ss.busy.Add(-1)
 		ss.send(rep)
 	}
 }
@@ -318,6 +323,12 @@ func (ss *session) send(rep *reply) {
 		return
 	}
 	w.writing = true
+	if ss.busy.Load() > 1 {
+		// Other requests are running: let them add their replies to this write.
+		w.mu.Unlock()
+		runtime.Gosched()
+		w.mu.Lock()
+	}
 	for len(w.pending) > 0 {
 		batch := w.pending
 		w.pending = w.spare[:0]
