@@ -56,10 +56,13 @@
 //     WRITE_ZEROES of length 0 succeed without calling the backend.
 //
 // Concurrency: one goroutine reads requests from the socket in order; each
-// request runs on its own goroutine, at most 64 (and 64 MiB of request
-// buffers) per connection, after which reading stops until one completes;
-// a request's goroutine writes its reply itself unless another is writing,
-// which then writes it too (replies pending together leave in one write).
+// request runs on a worker goroutine of the connection (kept for its next
+// requests), at most 64 (and 64 MiB of request buffers) per connection,
+// after which reading stops until one completes; a request's worker writes
+// its reply itself unless another is writing, which then writes it too
+// (replies pending together leave in one write). A worker that is to write
+// while other requests still run yields once first, so that replies
+// finishing together share a write (one syscall, one wake-up of the client).
 // NBD_CMD_DISC and server shutdown stop
 // reading, wait for the requests in flight, send their replies and close.
 //
