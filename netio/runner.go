@@ -282,15 +282,19 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	workerDone := make(chan struct{})
 	go r.storageWorker(workerDone)
-	wbDone := make(chan struct{})
-	go r.writeback(ctx, wbDone)
+	// Block writes reach the device a little at a time, in the background, instead of all
+	// at once in a checkpoint's sync, which the journal's appends wait behind (a checkpoint
+	// syncs the blocks of thousands of writes).
+	wb := time.NewTicker(writebackEvery)
+	defer wb.Stop()
+	wbDone := r.repeat(ctx, wb.C, r.st.StartWriteback)
 	r.log.Info("node started", "node", r.cfg.Params.Self, "zone", r.cfg.Params.Zone, "dir", r.cfg.DataDir)
 	r.step(func(int64) {}) // carry out what recovery produced
 	t := time.NewTicker(r.cfg.Tick)
 	select {
 	case <-ctx.Done():
 	case <-r.failed:
-	case <-r.tickUntil(ctx, t.C):
+	case <-r.repeat(ctx, t.C, func() { r.step(func(now int64) { r.n.Tick(now) }) }):
 	}
 	t.Stop()
 	r.mu.Lock()
@@ -308,32 +312,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	return err
 }
 
-// writebackEvery is how often block writes are pushed towards the device (see writeback).
+// writebackEvery is how often block writes are pushed towards the device
+// (storage.Shared.StartWriteback).
 const writebackEvery = 10 * time.Millisecond
 
-// writeback starts the block files' writeback every writebackEvery until ctx is done or
-// the node fails: block writes then reach the device a little at a time, in the
-// background, instead of all at once in the checkpoint's sync, which the journal's
-// appends wait behind (a checkpoint syncs the blocks of thousands of writes).
-func (r *Runner) writeback(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(writebackEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.failed:
-			return
-		case <-t.C:
-			r.st.StartWriteback()
-		}
-	}
-}
-
-// tickUntil ticks the node on every tick of c until ctx is done or the node fails; the
-// returned channel closes then.
-func (r *Runner) tickUntil(ctx context.Context, c <-chan time.Time) <-chan struct{} {
+// repeat calls f on every tick of c, from a goroutine of its own, until ctx is done or
+// the node fails; the returned channel closes then.
+func (r *Runner) repeat(ctx context.Context, c <-chan time.Time, f func()) <-chan struct{} {
 	out := make(chan struct{})
 	go func() {
 		defer close(out)
@@ -344,7 +329,7 @@ func (r *Runner) tickUntil(ctx context.Context, c <-chan time.Time) <-chan struc
 			case <-r.failed:
 				return
 			case <-c:
-				r.step(func(now int64) { r.n.Tick(now) })
+				f()
 			}
 		}
 	}()

@@ -191,21 +191,7 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 // Sync is fdatasync: the data and the metadata needed to read it back (the size), not
 // the timestamps. Every Sync in Cairn is about data; directory entries have SyncDir.
 func (f *osFile) Sync() error {
-	rc, err := f.f.SyscallConn()
-	if err != nil {
-		return osErr("sync", f.name, err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			if serr = syscall.Fdatasync(int(fd)); serr != syscall.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return osErr("sync", f.name, err)
-	}
-	return osErr("sync", f.name, serr)
+	return f.control("sync", func(fd uintptr) error { return syscall.Fdatasync(int(fd)) })
 }
 
 // syncFileRangeWrite is SYNC_FILE_RANGE_WRITE (linux/fs.h).
@@ -216,25 +202,31 @@ const syncFileRangeWrite = 2
 // SYNC_FILE_RANGE_WRITE): a later Sync then has less left to write. It makes nothing
 // durable.
 func (f *osFile) StartWriteback() error {
+	return f.control("writeback", func(fd uintptr) error {
+		if _, _, e := syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, fd, 0, 0, syncFileRangeWrite, 0, 0); e != 0 {
+			return e
+		}
+		return nil
+	})
+}
+
+// control runs call on the file's descriptor (retrying on EINTR) and names op in its error.
+func (f *osFile) control(op string, call func(fd uintptr) error) error {
 	rc, err := f.f.SyscallConn()
 	if err != nil {
-		return osErr("writeback", f.name, err)
+		return osErr(op, f.name, err)
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			_, _, e := syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, fd, 0, 0, syncFileRangeWrite, 0, 0)
-			if e != syscall.EINTR {
-				if e != 0 {
-					serr = e
-				}
+			if serr = call(fd); serr != syscall.EINTR {
 				return
 			}
 		}
 	}); err != nil {
-		return osErr("writeback", f.name, err)
+		return osErr(op, f.name, err)
 	}
-	return osErr("writeback", f.name, serr)
+	return osErr(op, f.name, serr)
 }
 
 func (f *osFile) Truncate(size int64) error {
