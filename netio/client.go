@@ -50,6 +50,9 @@ type ClientConfig struct {
 	Authorities []core.Addr          // the authority cell's members
 	Peers       map[core.Addr]string // every node's address
 	OpTimeout   time.Duration        // give up on an operation after this (outcome unknown)
+	// MaxInFlight bounds the operations in flight (0: the library's default, 32; at most
+	// 64, the primary's deduplication window per client); more wait in order.
+	MaxInFlight int
 	Log         *slog.Logger
 	// Node, if set, is the storage node running in this process: messages between the
 	// client and it are handed over in memory, not through sockets (local.go). Its
@@ -71,6 +74,9 @@ func NewClient(ctx context.Context, cc ClientConfig) (*Client, error) {
 	p := core.DefaultClientParams(cc.ID, cc.Session, cc.Authorities)
 	if cc.OpTimeout > 0 {
 		p.OpTimeout = int64(cc.OpTimeout)
+	}
+	if cc.MaxInFlight > 0 {
+		p.MaxInFlight = cc.MaxInFlight // the library caps it at its deduplication window
 	}
 	cl := &Client{id: cc.ID, node: cc.Node, opTimeout: time.Duration(p.OpTimeout), log: cc.Log, start: time.Now(), base: time.Now().UnixNano(), stop: make(chan struct{}),
 		c: core.NewClient(p), waiting: map[uint64]chan core.Completion{}, admin: map[uint64]chan *core.AuthReply{},

@@ -65,3 +65,42 @@ func testVolumeTimeout(t *testing.T, opTimeout, timeout time.Duration) {
 	}
 	t.Logf("50 requests with a %v timeout (client: %v) failed after %v", timeout, opTimeout, took)
 }
+
+// ClientConfig.MaxInFlight: with no cluster answering, 64 reads all go to the library at
+// once when it allows 64, while the default takes 32 and keeps the rest waiting in order.
+func TestClientMaxInFlight(t *testing.T) {
+	dead := testutil.FreePorts(t, 1)[0] // nothing listens
+	for _, c := range []struct{ max, waiting int }{{0, 32}, {64, 0}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cl, err := NewClient(ctx, ClientConfig{ID: 1000, Session: 1, Authorities: []core.Addr{1}, Peers: map[core.Addr]string{1: dead},
+			OpTimeout: 5 * time.Second, MaxInFlight: c.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for i := range 64 {
+			wg.Go(func() { _, _ = cl.Read(rctx, 5, uint64(i), 1) })
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			cl.mu.Lock()
+			submitted, waiting := len(cl.waiting), len(cl.backlog)
+			cl.mu.Unlock()
+			if submitted+waiting == 64 {
+				if waiting != c.waiting {
+					t.Fatalf("MaxInFlight %d: %d operations wait for room, want %d", c.max, waiting, c.waiting)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("MaxInFlight %d: only %d of 64 reads reached the client", c.max, submitted+waiting)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		rcancel()
+		wg.Wait()
+		cl.Close()
+		cancel()
+	}
+}

@@ -83,9 +83,10 @@ func nodeMain(args []string, stdout, stderr io.Writer) int {
 		for _, p := range c.peers {
 			book[p.id] = p.addr
 		}
-		// The node's own client (admin API, NBD) reaches the node in memory.
+		// The node's own client (admin API, NBD) reaches the node in memory. Every NBD
+		// connection shares it: it takes as many operations at once as a client may.
 		cl, err := netio.NewClient(ctx, netio.ClientConfig{ID: 0x7000_0000 + c.id, Session: uint64(time.Now().UnixNano()),
-			Authorities: c.authorities, Peers: book, OpTimeout: c.nbdTimeout, Log: log, Node: r})
+			Authorities: c.authorities, Peers: book, OpTimeout: c.nbdTimeout, MaxInFlight: 64, Log: log, Node: r})
 		if err != nil {
 			log.Error("cannot start the node's client", "err", err)
 			return 1
