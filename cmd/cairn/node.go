@@ -35,9 +35,9 @@ Example (a three-node cluster on one machine, one command per node):
 
 With --nbd HOST:PORT the node also serves every volume of the cluster over NBD, by name
 (nbd://HOST:PORT/NAME), for qemu, fio, nbdcopy or nbdfuse. Connect to the node that is
-the volume's primary ('cairn volume show NAME'): its reads and writes then cross no
-network hop and no other process. Any node serves any volume, forwarding to the
-primary. When a node goes away, its NBD clients lose their connection and must
+the volume's primary ('cairn volume show NAME'): a read then crosses no network hop
+and no other process, and a write goes from there straight to the other replicas. Any
+node serves any volume, forwarding to the primary. When a node goes away, its NBD clients lose their connection and must
 reconnect to another node; 'cairn attach' instead keeps its clients' connections
 across failovers, at the cost of one more process.
 

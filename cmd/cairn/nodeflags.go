@@ -132,7 +132,7 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.StringVar(&zoneS, "zone", envDefault("CAIRN_ZONE", ""), "this node's availability `ZONE` number (env CAIRN_ZONE; default: its zone in --peers)")
 	fs.StringVar(&c.listen, "listen", envDefault("CAIRN_LISTEN", ""), "`HOST:PORT` for peers and clients (env CAIRN_LISTEN; default: its address in --peers)")
 	fs.StringVar(&c.admin, "admin", envDefault("CAIRN_ADMIN", ""), "`HOST:PORT` of the HTTP admin API, /metrics and /healthz (env CAIRN_ADMIN; default: the listen host, port + 1000; \"off\" disables it)")
-	fs.StringVar(&c.nbd, "nbd", envDefault("CAIRN_NODE_NBD", ""), "`HOST:PORT` to serve every volume of the cluster over NBD, by name, e.g. nbd://HOST:PORT/NAME (env CAIRN_NODE_NBD; default off). Fastest on the volume's primary: no extra process and no network hop")
+	fs.StringVar(&c.nbd, "nbd", envDefault("CAIRN_NODE_NBD", ""), "`HOST:PORT` to serve every volume of the cluster over NBD, by name, e.g. nbd://HOST:PORT/NAME (env CAIRN_NODE_NBD; default off). Fastest on the volume's primary: no extra process and no hop to the primary")
 	fs.DurationVar(&c.nbdTimeout, "nbd-timeout", 10*time.Second, "with --nbd: an NBD request still waiting for the volume after this long (no primary) fails with EIO")
 	fs.StringVar(&c.dataDir, "data-dir", envDefault("CAIRN_DATA_DIR", ""), "`DIR` holding this node's journal and blocks (env CAIRN_DATA_DIR)")
 	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
