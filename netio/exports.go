@@ -3,6 +3,7 @@ package netio
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/core"
@@ -12,15 +13,36 @@ import (
 // Exports is the NBD catalog of a cluster's volumes: a client asks for a volume by its
 // name (or number) and gets it, looked up in the authority cell when it asks, so volumes
 // created after the server started are served too (cairn node --nbd).
+//
+// Every connection to a volume shares one Volume, so that partial-block writes from
+// different connections (a multi-connection client) are read-modify-written one at a
+// time, as through one cairn attach.
 type Exports struct {
-	cl *Client
-	// Timeout bounds each NBD request, as Volume.Timeout does.
-	Timeout time.Duration
+	cl      *Client
+	timeout time.Duration
+
+	mu   sync.Mutex
+	vols map[core.VolumeID]*Volume // the backend of every volume opened, by id
 }
 
-// NewExports returns the catalog of the volumes cl reaches.
+// NewExports returns the catalog of the volumes cl reaches; timeout bounds each NBD
+// request, as Volume.Timeout does.
 func NewExports(cl *Client, timeout time.Duration) *Exports {
-	return &Exports{cl: cl, Timeout: timeout}
+	return &Exports{cl: cl, timeout: timeout, vols: map[core.VolumeID]*Volume{}}
+}
+
+// volume returns the shared backend of vol, a new one if its size changed (a volume
+// deleted and created again under the same name).
+func (x *Exports) volume(id core.VolumeID, blocks uint64) *Volume {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if v := x.vols[id]; v != nil && v.blocks == blocks {
+		return v
+	}
+	v := NewVolume(x.cl, id, blocks)
+	v.Timeout = x.timeout
+	x.vols[id] = v
+	return v
 }
 
 // Export looks the volume called name up; an unknown volume is nbd.ErrUnknownExport.
@@ -43,9 +65,7 @@ func (x *Exports) Export(ctx context.Context, name string) (nbd.Export, error) {
 		// The id is another volume's, whose name hashes alike.
 		return nbd.Export{}, fmt.Errorf("%w: no volume %q", nbd.ErrUnknownExport, name)
 	}
-	v := NewVolume(x.cl, id, rep.Config.Blocks)
-	v.Timeout = x.Timeout
-	return nbd.Export{Name: name, Description: describe(rep.Name, rep.Config), Backend: v, MultiConn: true}, nil
+	return nbd.Export{Name: name, Description: describe(rep.Name, rep.Config), Backend: x.volume(id, rep.Config.Blocks), MultiConn: true}, nil
 }
 
 // List lists every volume by name (by number when it has none).
