@@ -76,18 +76,19 @@ func (x *Exports) List(ctx context.Context) ([]nbd.Export, error) {
 	}
 	out := make([]nbd.Export, 0, len(list))
 	for _, e := range list {
-		name := e.Name
-		if name == "" {
-			name = fmt.Sprint(uint32(e.Config.Volume))
-		}
-		out = append(out, nbd.Export{Name: name, Description: describe(e.Name, e.Config)})
+		out = append(out, nbd.Export{Name: exportName(e.Name, e.Config), Description: describe(e.Name, e.Config)})
 	}
 	return out, nil
 }
 
-func describe(name string, c core.Config) string {
+// exportName is what a client asks for: the volume's name, or its number when it has none.
+func exportName(name string, c core.Config) string {
 	if name == "" {
-		name = fmt.Sprint(uint32(c.Volume))
+		return fmt.Sprint(uint32(c.Volume))
 	}
-	return fmt.Sprintf("cairn volume %s (%d MiB, RF %d)", name, c.Blocks*core.BlockSize>>20, c.RF)
+	return name
+}
+
+func describe(name string, c core.Config) string {
+	return fmt.Sprintf("cairn volume %s (%d MiB, RF %d)", exportName(name, c), c.Blocks*core.BlockSize>>20, c.RF)
 }
