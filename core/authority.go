@@ -297,7 +297,7 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		list := func() { a.n.send(from, a.list(op, reqID, after)) }
 		a.cell.read(list)
 		return
-	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS:
+	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew:
 	default:
 		reply(StatusInvalid, Config{Volume: r.Vol})
 		return
@@ -441,6 +441,7 @@ func (a *authority) decide(cmd *authCmd) outcome {
 		c.Replicas = slices.Clone(cmd.placement)
 		slices.Sort(c.Replicas)
 		c.InSync = slices.Clone(c.Replicas)
+		c.Disks = make([]uint64, len(c.Replicas)) // recorded by the primary's first Renew
 		return outcome{st: StatusOK, cfg: c, name: r.Name, set: true}
 	case opForgetDeleted:
 		if t := a.tomb(r.Vol); t != nil && t.epoch == r.FromEpoch {
@@ -488,9 +489,12 @@ func (a *authority) decide(cmd *authCmd) outcome {
 	}
 	switch r.Op {
 	case OpPromote:
-		if !c.IsInSync(r.Node) || r.Node == c.Primary {
+		if !c.IsInSync(r.Node) || r.Node == c.Primary || r.Disk == 0 || (c.DiskOf(r.Node) != r.Disk && c.DiskOf(c.Primary) != 0) {
+			// A candidate whose disk is not the one recorded holds none of the data. (Before
+			// the first Renew no disk is recorded and nothing was written: any will do.)
 			return no(StatusConflict, c)
 		}
+		c.setDisk(r.Node, r.Disk)
 		c.InSync = removeSorted(c.InSync, c.Primary)
 		c.Primary = r.Node
 	case OpShrink:
@@ -499,10 +503,16 @@ func (a *authority) decide(cmd *authCmd) outcome {
 		}
 		c.InSync = removeSorted(c.InSync, r.Node)
 	case OpGrow:
-		if cmd.from != c.Primary || !c.IsReplica(r.Node) || c.IsInSync(r.Node) {
+		if cmd.from != c.Primary || !c.IsReplica(r.Node) || c.IsInSync(r.Node) || r.Disk == 0 {
 			return no(StatusConflict, c)
 		}
 		c.InSync = insertSorted(c.InSync, r.Node)
+		c.setDisk(r.Node, r.Disk) // the disk the primary brought up to date
+	case OpRenew:
+		if cmd.from != c.Primary || r.Node != c.Primary || r.Disk == 0 || (c.DiskOf(r.Node) != 0 && c.DiskOf(r.Node) != r.Disk) {
+			return no(StatusConflict, c)
+		}
+		renewDisks(&c, r)
 	default:
 		return no(StatusInvalid, c)
 	}
@@ -512,6 +522,29 @@ func (a *authority) decide(cmd *authCmd) outcome {
 		return no(StatusInvalid, cur.Clone())
 	}
 	return outcome{st: StatusOK, cfg: c, name: a.names[r.Vol], set: true}
+}
+
+// renewDisks records, at a Renew, the primary's disk and every disk its members reported
+// where none is recorded yet (a new volume); an in-sync member with no disk recorded or
+// reported, or that reported another disk than recorded, leaves the in-sync set.
+func renewDisks(c *Config, r *AuthRequest) {
+	c.setDisk(c.Primary, r.Disk)
+	for i, x := range c.Replicas {
+		if x == c.Primary {
+			continue
+		}
+		var rep uint64
+		if len(r.Disks) == len(c.Replicas) {
+			rep = r.Disks[i]
+		}
+		rec := c.Disks[i]
+		switch {
+		case rec == 0 && rep != 0:
+			c.Disks[i] = rep
+		case rec == 0, rep != 0 && rep != rec:
+			c.InSync = removeSorted(c.InSync, x)
+		}
+	}
 }
 
 // validPlacement: RF known nodes in distinct zones.

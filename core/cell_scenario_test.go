@@ -120,7 +120,7 @@ func TestCellLeaderChangeMidPromote(t *testing.T) {
 			target = r
 		}
 	}
-	req := &AuthRequest{Op: OpPromote, ReqID: 70, Vol: hVol, FromEpoch: cfg.Epoch, Node: target}
+	req := &AuthRequest{Op: OpPromote, ReqID: 70, Vol: hVol, FromEpoch: cfg.Epoch, Node: target, Disk: hDisk(target, 0)}
 	// Hold the leader's outgoing messages: the proposal is appended but may not commit.
 	for _, h := range c.nodes {
 		if h.addr != l {

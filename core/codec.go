@@ -10,7 +10,11 @@ import (
 // order: integers as uvarints, booleans as one byte, byte strings and lists as a uvarint
 // length then the elements. Decoding checks every length against the remaining bytes
 // and the limits below, and rejects trailing bytes.
-const wireVersion = 1
+const wireVersion = 2
+
+// WireVersion is the first byte of every encoded message (2: configurations carry disk
+// identities).
+const WireVersion = wireVersion
 
 // Limits on decoded sizes: a hostile or corrupt frame cannot make the decoder allocate more.
 const (
@@ -219,6 +223,7 @@ func (e *encoder) config(c *Config) {
 	e.addrs(c.InSync)
 	e.addrs(c.Replicas)
 	e.qos(&c.QoS)
+	e.u64s(c.Disks)
 }
 
 func (e *encoder) qos(q *QoS) {
@@ -252,6 +257,7 @@ func (d *decoder) config(c *Config) {
 	c.InSync = d.addrs()
 	c.Replicas = d.addrs()
 	d.qos(&c.QoS)
+	c.Disks = d.u64s()
 }
 
 func (e *encoder) entry(x *Entry) {
@@ -392,6 +398,7 @@ func (m *ReplicaAck) encode(e *encoder) {
 	e.u64(m.SyncRound)
 	e.u64(m.SyncCursor)
 	e.u64(uint64(m.SyncStart))
+	e.u64(m.Disk)
 }
 
 func (m *ReplicaAck) decode(d *decoder) {
@@ -409,6 +416,7 @@ func (m *ReplicaAck) decode(d *decoder) {
 	m.SyncRound = d.u64()
 	m.SyncCursor = d.u64()
 	m.SyncStart = LSN(d.u64())
+	m.Disk = d.u64()
 }
 
 func (m *Sync) encode(e *encoder) {
@@ -528,6 +536,8 @@ func (m *AuthRequest) encode(e *encoder) {
 	e.qos(&m.QoS)
 	e.u64(m.Member)
 	e.str(m.Name)
+	e.u64(m.Disk)
+	e.u64s(m.Disks)
 }
 
 func (m *AuthRequest) decode(d *decoder) {
@@ -541,6 +551,8 @@ func (m *AuthRequest) decode(d *decoder) {
 	d.qos(&m.QoS)
 	m.Member = d.u64()
 	m.Name = d.name()
+	m.Disk = d.u64()
+	m.Disks = d.u64s()
 }
 
 func (m *ClientFlush) encode(e *encoder) {

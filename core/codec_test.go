@@ -163,7 +163,17 @@ func codecDrawConfig(t *rapid.T, label string) Config {
 		InSync:   codecDrawAddrs(t, label+"-insync"),
 		Replicas: codecDrawAddrs(t, label+"-replicas"),
 		QoS:      codecDrawQoS(t, label+"-qos"),
+		Disks:    codecDrawU64s(t, label+"-disks"),
 	}
+}
+
+// codecDrawU64s draws nil or a short list (the decoder gives nil for an empty list).
+func codecDrawU64s(t *rapid.T, label string) []uint64 {
+	v := rapid.SliceOfN(rapid.Uint64(), 0, 5).Draw(t, label)
+	if len(v) == 0 {
+		return nil
+	}
+	return v
 }
 
 // codecDrawName draws a valid volume name (empty included), up to MaxVolumeName bytes.
@@ -272,7 +282,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 			LastEpoch: Epoch(u64("lastepoch")), EchoSentAt: i64("echo"), NeedSync: bl("needsync"),
 			CommitKnown: LSN(u64("commitknown")), Dirty: rapid.SliceOfN(rapid.Uint64(), 0, 8).Draw(t, "dirty"),
 			DirtyUpto: u64("dirtyupto"), Syncing: bl("syncing"), SyncBase: LSN(u64("syncbase")), SyncRound: u64("syncround"), SyncCursor: u64("synccursor"),
-			SyncStart: LSN(u64("syncstart"))}
+			SyncStart: LSN(u64("syncstart")), Disk: u64("disk")}
 	case KindSync:
 		return codecDrawSync(t, "sync")
 	case KindSyncPart:
@@ -280,7 +290,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 	case KindAuthRequest:
 		return &AuthRequest{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Vol: VolumeID(u32("vol")), FromEpoch: Epoch(u64("fromepoch")),
 			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos"), Member: u64("member"),
-			Name: codecDrawName(t, "name")}
+			Name: codecDrawName(t, "name"), Disk: u64("disk"), Disks: codecDrawU64s(t, "disks")}
 	case KindAuthReply:
 		m := &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config"),
 			Leader: Addr(u32("leader")), Name: codecDrawName(t, "name"), More: bl("more")}
@@ -329,7 +339,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 // with and without a config).
 func codecSampleMessages() []Message {
 	cfg := Config{Volume: 7, Blocks: 1 << 18, RF: 3, Epoch: 4, Primary: 11, InSync: []Addr{11, 23}, Replicas: []Addr{11, 23, 37},
-		QoS: QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000, MBps: 125}}
+		QoS: QoS{IOPS: 300, BurstIOPS: 3000, BurstCredits: 5_400_000, MBps: 125}, Disks: []uint64{0xd15c, 1 << 63, 0}}
 	block := bytes.Repeat([]byte{0xa5, 0x5a, 0x00, 0xff}, BlockSize/4)
 	return []Message{
 		&ClientWrite{Vol: 7, Epoch: 4, Client: 1001, Req: 42, Block: 1234, Data: block, FUA: true},
@@ -340,7 +350,7 @@ func codecSampleMessages() []Message {
 			Entry: Entry{LSN: 100, Epoch: 4, Client: 1001, Req: 42, Block: 1234, Data: block}},
 		&Heartbeat{Vol: 7, Config: cfg, SentAt: -5, Commit: 100, WantState: true, Credits: 5_399_000},
 		&ReplicaAck{Vol: 7, Epoch: 4, Last: 100, LastEpoch: 4, EchoSentAt: 1 << 50, NeedSync: true, CommitKnown: 90,
-			Dirty: []uint64{3, 1234, 1 << 40}, DirtyUpto: 1 << 41, SyncBase: 90, SyncCursor: 1235, SyncStart: 98},
+			Dirty: []uint64{3, 1234, 1 << 40}, DirtyUpto: 1 << 41, SyncBase: 90, SyncCursor: 1235, SyncStart: 98, Disk: 0xd15c},
 		&ReplicaAck{Vol: 7, Epoch: 4, Last: 100, LastEpoch: 4, EchoSentAt: 1 << 50, CommitKnown: 90, Syncing: true},
 		&Sync{Vol: 7, Epoch: 4, From: 90, Upto: 100, UptoEpoch: 4, Commit: 100,
 			Blocks: []BlockImage{{Block: 3, LSN: 95, Data: block}},
@@ -350,6 +360,7 @@ func codecSampleMessages() []Message {
 		&SyncPart{Vol: 7, Epoch: 4, ReqBase: 98, Round: 1, Base: 98, Start: 100, Upto: 100, Next: 1 << 18, End: true},
 		&AuthRequest{Op: OpCreateVolume, ReqID: 5, Vol: 7, Node: 11, Blocks: 1 << 18, RF: 3, QoS: QoS{IOPS: 100, BurstIOPS: 100}},
 		&ClientFlush{Vol: 7, Epoch: 4, Client: 1001, Req: 45},
+		&AuthRequest{Op: OpRenew, ReqID: 9, Vol: 7, FromEpoch: 4, Node: 11, Disk: 0xd15c, Disks: []uint64{0xd15c, 1 << 63, 0}},
 		&RaftMsg{M: raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 7,
 			Entries: []raft.Entry{{Index: 8, Term: 3, Type: raft.EntryNormal, Data: []byte("cmd")}}}},
 		&RaftMsg{M: raft.Message{Type: raft.MsgSnap, From: 1, To: 3, Term: 3,

@@ -166,6 +166,7 @@ func newCluster(t *testing.T, n int, tweak func(*Params)) *cluster {
 	}
 	for _, ni := range infos {
 		p := DefaultParams(ni.Addr, ni.Zone, []Addr{hAuth}, infos)
+		p.Disk = hDisk(ni.Addr, 0)
 		if tweak != nil {
 			tweak(&p)
 		}
@@ -393,7 +394,18 @@ func (c *cluster) createVolume() Config {
 			if r.Status != StatusOK {
 				c.t.Fatalf("create volume: %v", r.Status)
 			}
-			return r.Config
+			// The primary renews the volume's first epoch before it serves (DESIGN 2.4):
+			// the volume is ready once every replica holds the renewed configuration.
+			want := r.Config.Epoch + 1
+			c.runUntil(5*Second, "primary renews the created volume", func() bool {
+				for _, a := range r.Config.Replicas {
+					if v := c.vol(a); v == nil || v.cfg.Epoch < want || (v.prim != nil && v.prim.renewing) {
+						return false
+					}
+				}
+				return true
+			})
+			return c.authCfg()
 		}
 	}
 	c.t.Fatal("create volume: no reply")
@@ -472,4 +484,16 @@ func others(cfg Config, a Addr) []Addr {
 		}
 	}
 	return out
+}
+
+// hDisk is node a's disk identity after `wipes` wipes.
+func hDisk(a Addr, wipes int) uint64 { return uint64(a)<<32 | uint64(wipes)<<8 | 0xd1 }
+
+// wipe loses node a's disk: it crashes and its storage is replaced by an empty one under a
+// new disk identity (the wipes-th); start it again with c.start.
+func (c *cluster) wipe(a Addr, wipes int) {
+	c.crash(a)
+	h := c.node(a)
+	h.st = newMemStore()
+	h.p.Disk = hDisk(a, wipes)
 }

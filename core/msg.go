@@ -130,6 +130,10 @@ type ReplicaAck struct {
 	SyncRound  uint64
 	SyncCursor uint64
 	SyncStart  LSN
+	// Disk: the sender's disk identity (DESIGN 2.12). A primary counts an ack only from
+	// the disk the authority recorded for that replica, and starts over with a member
+	// whose disk changed (it was wiped: it holds nothing of what it acknowledged before).
+	Disk uint64
 }
 
 // Sync brings a member to the primary's state at LSN Upto.
@@ -185,6 +189,11 @@ const (
 	// volume acknowledged the deletion (Vol, FromEpoch: the deletion's epoch). A request
 	// with this op is refused.
 	opForgetDeleted
+	// OpRenew: the current primary asks for a new epoch with the same configuration (Node:
+	// itself). A primary acts only at an epoch issued after its process started (DESIGN
+	// 2.4): one that restarted, or learned its role from a push, renews first, so it never
+	// creates an entry under an (LSN, epoch) an earlier incarnation may have sent.
+	OpRenew
 )
 
 // MaxListVolumes bounds the volumes one OpListVolumes answer carries (More says whether
@@ -210,6 +219,14 @@ type AuthRequest struct {
 	// under this name (NotFound otherwise), so a name that hashes to another volume's id
 	// never changes that volume.
 	Name string
+	// Disk: promote: the candidate's disk identity (it must be the one recorded); grow: the
+	// member's (recorded with it); renew: the primary's own (DESIGN 2.12).
+	Disk uint64
+	// Disks: renew: the disk each replica reported to the primary, parallel to the
+	// configuration's replicas (0: not heard). A replica with no recorded disk gets the one
+	// reported, or leaves the in-sync set; one that reports another disk than recorded
+	// leaves it too.
+	Disks []uint64
 }
 
 // AuthReply answers an AuthRequest.

@@ -351,7 +351,11 @@ func (n *Node) Step(now int64, from Addr, m Message) {
 	case *SyncPart:
 		n.onSyncPart(from, m)
 	case *Probe:
-		n.send(from, &ProbeAck{Vol: m.Vol, Nonce: m.Nonce})
+		// Only a node acting as the volume's primary answers: a wiped or stranger node that
+		// the configuration still names must let its members fail over.
+		if v := n.vols[m.Vol]; v != nil && v.prim != nil {
+			n.send(from, &ProbeAck{Vol: m.Vol, Nonce: m.Nonce})
+		}
 	case *HealthResult:
 		n.authGuess.Heard(from)
 		n.onHealthResult(m)
@@ -492,6 +496,14 @@ func (n *Node) writeMutation(v *volume, m *mutation) error {
 	}
 	v.applied, v.appliedEpoch = s.Upto, s.UptoEpoch
 	return nil
+}
+
+// stranger reports whether this node's disk is not the one the configuration records for
+// its replica of v: the disk was wiped or replaced, so it holds nothing the volume's history
+// counts on (DESIGN 2.12).
+func (n *Node) stranger(v *volume) bool {
+	d := v.cfg.DiskOf(n.p.Self)
+	return d != 0 && d != n.p.Disk
 }
 
 // learnConfig adopts cfg if it is newer than what this node knows, creating the replica

@@ -50,6 +50,11 @@ type Params struct {
 	// authority member then joins the cell under a new identity instead of bootstrapping it.
 	Wiped bool
 
+	// Disk is the identity of this node's data directory (nonzero, random when the directory
+	// was created; a wiped or replaced disk gets a new one). A replica is (node, disk): the
+	// authority records the disk of every replica (DESIGN 2.12).
+	Disk uint64
+
 	// Global is the node-wide adaptive admission bucket (spec section 6).
 	Global qos.GlobalConfig
 }
@@ -81,6 +86,8 @@ func (p *Params) Validate() error {
 	switch {
 	case p.Self == 0:
 		return fmt.Errorf("params: Self must be nonzero")
+	case p.Disk == 0:
+		return fmt.Errorf("params: Disk (the data directory's identity) must be nonzero")
 	case len(p.Authorities) == 0 || len(p.Authorities) > 7 || slices.Contains(p.Authorities, 0):
 		return fmt.Errorf("params: Authorities must name 1 to 7 nonzero members (got %v)", p.Authorities)
 	case p.RaftTick <= 0:

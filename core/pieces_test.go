@@ -699,7 +699,9 @@ func TestConfigCheck(t *testing.T) {
 // ---------------------------------------------------------------------------
 
 func piecesDefaultParams() Params {
-	return DefaultParams(1, 0, []Addr{2}, []NodeInfo{{Addr: 1, Zone: 0}, {Addr: 2, Zone: 1}})
+	p := DefaultParams(1, 0, []Addr{2}, []NodeInfo{{Addr: 1, Zone: 0}, {Addr: 2, Zone: 1}})
+	p.Disk = hDisk(1, 0)
+	return p
 }
 
 func TestParamsValidateDefaults(t *testing.T) {

@@ -14,6 +14,11 @@ type primaryState struct {
 	acks          []waiter         // committed, waiting for a valid lease to be answered
 	lastHB        int64
 	growing       Addr // member whose Grow is in flight: counted in every commit
+	// renewing: this epoch was not granted to this process (a restart, or the role was
+	// learned from a push): it creates no entry, sends no entry or catch-up and answers
+	// no client until the authority grants a new epoch (OpRenew).
+	renewing      bool
+	renewAfter    int64 // no Renew before this time
 	authOp        AuthOp
 	authTarget    Addr
 	authReq       uint64
@@ -35,6 +40,15 @@ type member struct {
 	lastSync   int64
 	syncReq    syncReq // the catch-up request last answered (a repeat waits RetransmitTimeout)
 	lastResend int64
+	disk       uint64 // the disk identity its acks carry (0: not heard yet)
+}
+
+// stranger: the member answers from another disk than the one the configuration records
+// for it (wiped or replaced): whatever it acknowledged, it holds nothing the history
+// counts on. It never counts in a commit and is shrunk out of the in-sync set.
+func (m *member) stranger(v *volume, r Addr) bool {
+	rec := v.cfg.DiskOf(r)
+	return m.disk != 0 && rec != 0 && m.disk != rec
 }
 
 // syncReq identifies a member's catch-up request: when it differs from the last one
@@ -58,6 +72,11 @@ type flushWait struct {
 }
 
 func (n *Node) startPrimary(v *volume) {
+	if n.stranger(v) {
+		// The configuration names us, but our disk is not the one it records: we hold
+		// nothing of this volume. We neither serve nor answer probes, so a member takes over.
+		return
+	}
 	p := &primaryState{members: map[Addr]*member{}, reconcileUpto: v.last, waiters: map[LSN][]waiter{}}
 	for _, r := range v.cfg.Replicas {
 		if r != n.p.Self {
@@ -71,6 +90,20 @@ func (n *Node) startPrimary(v *volume) {
 		// A Grow asked for before a restart may still be granted: count the member until
 		// the authority answers it again.
 		p.growing, p.authOp, p.authTarget = v.growNode, OpGrow, v.growNode
+	}
+	if v.grantedAt == 0 || v.cfg.Epoch < v.grantedAt || unboundInSync(&v.cfg) {
+		p.renewing, p.renewAfter = true, n.now
+		if v.promoteReq != 0 && v.promoteFrom+1 == v.cfg.Epoch {
+			// Our Promote may be what made this epoch (the push overtook the answer):
+			// wait a little for the answer before asking for another epoch.
+			p.renewAfter = n.now + n.p.RetransmitTimeout
+		} else if n.unboundMembers(v) {
+			// A new volume: its members' disks are recorded with the first Renew. Wait a
+			// little for their acks so they stay in the in-sync set.
+			p.renewAfter = n.now + 2*n.p.HeartbeatInterval + n.p.RetransmitTimeout
+		} else if p.authOp == 0 {
+			n.sendAuth(v, OpRenew, n.p.Self)
+		}
 	}
 	n.sendHeartbeats(v)
 }
@@ -86,11 +119,48 @@ func (n *Node) stepDown(v *volume) {
 
 func (n *Node) primaryReconfigured(v *volume) {
 	p := v.prim
+	n.checkRenewed(v)
 	if p.growing != 0 && v.cfg.IsInSync(p.growing) {
 		p.growing = 0
 	}
 	n.applyQoS(v)
 	n.advanceCommit(v)
+}
+
+// unboundInSync: an in-sync replica has no disk recorded (a new volume: the first Renew
+// records them).
+func unboundInSync(c *Config) bool {
+	for _, r := range c.InSync {
+		if c.DiskOf(r) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// unboundMembers: some other replica has no recorded disk and has not answered us yet.
+func (n *Node) unboundMembers(v *volume) bool {
+	for i, r := range v.cfg.Replicas {
+		if r == n.p.Self || (i < len(v.cfg.Disks) && v.cfg.Disks[i] != 0) {
+			continue
+		}
+		if m := v.prim.members[r]; m == nil || m.disk == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRenewed ends a renewal once our epoch is one this process was granted.
+func (n *Node) checkRenewed(v *volume) {
+	p := v.prim
+	if p.renewing && v.grantedAt != 0 && v.cfg.Epoch >= v.grantedAt && !unboundInSync(&v.cfg) {
+		p.renewing = false
+		if p.authOp == OpRenew {
+			p.authOp = 0
+		}
+		n.sendHeartbeats(v) // promises at the new epoch: the lease, and members' positions
+	}
 }
 
 // leaseValid: every other in-sync member, and a member whose Grow may still be granted,
@@ -113,7 +183,7 @@ func (n *Node) leaseValid(v *volume) bool {
 }
 
 func (n *Node) serving(v *volume) bool {
-	return v.commit >= v.prim.reconcileUpto && n.leaseValid(v)
+	return !v.prim.renewing && v.commit >= v.prim.reconcileUpto && n.leaseValid(v)
 }
 
 // checkClientTarget answers requests that reached the wrong node or carry a stale epoch.
@@ -164,6 +234,10 @@ func (n *Node) clientWrite(from Addr, m *ClientWrite, at int64, admitted bool) {
 	}
 	if v.dedup.finished(m.Client, m.Req) {
 		return // a late duplicate of a request the client has finished with
+	}
+	if p.renewing {
+		n.send(from, &ClientReply{Vol: m.Vol, Client: m.Client, Req: m.Req, Status: StatusUnavailable})
+		return
 	}
 	if len(v.unapplied) >= n.p.MaxPending {
 		v.st.busy++
@@ -222,8 +296,13 @@ func (n *Node) advanceCommit(v *volume) {
 		c = v.last
 	}
 	for _, r := range v.cfg.InSync {
-		if r != n.p.Self {
-			c = min(c, p.members[r].match)
+		if r == n.p.Self {
+			continue
+		}
+		if m := p.members[r]; m.stranger(v, r) {
+			c = 0 // (shrunk out at once: reconfigure)
+		} else {
+			c = min(c, m.match)
 		}
 	}
 	if p.growing != 0 {
@@ -351,6 +430,13 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 	if m == nil {
 		return
 	}
+	if a.Disk != m.disk {
+		if m.disk != 0 {
+			// Its disk changed (wiped, or replaced): nothing it acknowledged before is there.
+			m.match, m.sent, m.wantState = 0, 0, false
+		}
+		m.disk = a.Disk
+	}
 	m.lastAck, m.heard = n.now, true
 	if a.EchoSentAt != 0 {
 		m.leaseUntil = max(m.leaseUntil, n.p.leaseFrom(a.EchoSentAt))
@@ -389,7 +475,7 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 // pump sends a member the entries after the ones already sent, within the window;
 // entries it lacks that are no longer in memory need a delta instead.
 func (n *Node) pump(v *volume, to Addr, m *member) {
-	if m.wantState || m.sent >= v.last || !m.heard {
+	if m.wantState || m.sent >= v.last || !m.heard || v.prim.renewing {
 		return // (a member we have not heard from yet answers the first heartbeat with its position)
 	}
 	if m.match < v.applied && m.sent < v.applied {
@@ -424,6 +510,10 @@ func (n *Node) pump(v *volume, to Addr, m *member) {
 // follows the log. A larger one goes in parts, MaxSyncBlocks at most each, in block order
 // from the member's cursor; each part is our current state of its blocks.
 func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
+	if v.prim.renewing {
+		m.wantState = true
+		return // answered once the new epoch is granted (the member asks again)
+	}
 	req := syncReq{commit: a.CommitKnown, base: a.SyncBase, start: a.SyncStart, round: a.SyncRound, cursor: a.SyncCursor}
 	if req == m.syncReq && n.now-m.lastSync < n.p.RetransmitTimeout {
 		return // a repeat: answered at most once per RetransmitTimeout
@@ -570,7 +660,11 @@ func (n *Node) primaryTick(v *volume) {
 			m.healthyAt = max(m.healthyAt, m.lastAck)
 		}
 	}
-	if p.authOp != 0 {
+	if p.renewing && p.authOp == 0 {
+		if n.now >= p.renewAfter || !n.unboundMembers(v) {
+			n.sendAuth(v, OpRenew, n.p.Self)
+		}
+	} else if p.authOp != 0 {
 		if n.now-p.authSent >= 3*n.p.RetransmitTimeout {
 			n.sendAuth(v, p.authOp, p.authTarget)
 		}
@@ -590,8 +684,12 @@ func (n *Node) reconfigure(v *volume) {
 		m := p.members[r]
 		// A member that acks but withholds its promise (it asked to be promoted) keeps our
 		// lease from renewing: shrink it too, after a few heartbeats without one.
-		noPromise := n.now-m.promisedAt > max(n.p.ShrinkTimeout, 2*n.p.HeartbeatInterval+n.p.RetransmitTimeout)
-		if n.now-m.lastAck > n.p.ShrinkTimeout || n.now-m.healthyAt > n.p.ShrinkTimeout || noPromise {
+		// A member answers at least every heartbeat: silence counts only past two of them
+		// (with a ShrinkTimeout below the heartbeat interval an idle volume shrank and grew
+		// its members in a loop).
+		silent := max(n.p.ShrinkTimeout, 2*n.p.HeartbeatInterval+n.p.RetransmitTimeout)
+		noPromise := n.now-m.promisedAt > silent
+		if n.now-m.lastAck > silent || n.now-m.healthyAt > silent || noPromise || m.stranger(v, r) {
 			n.sendAuth(v, OpShrink, r)
 			return
 		}
@@ -604,7 +702,7 @@ func (n *Node) reconfigure(v *volume) {
 		if m == nil || v.cfg.IsInSync(r) {
 			continue
 		}
-		if m.match >= v.commit && !m.wantState && n.now-m.lastAck < n.p.HeartbeatInterval*2 {
+		if m.match >= v.commit && !m.wantState && m.disk != 0 && n.now-m.lastAck < n.p.HeartbeatInterval*2 {
 			p.growing = r
 			if v.growAt != v.cfg.Epoch || v.growNode != r {
 				at := v.cfg.Epoch
@@ -633,17 +731,46 @@ func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
 	if op == OpGrow && !v.growDurable {
 		return // sent once the intent is journaled (the retransmit path)
 	}
+	r := &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target}
+	switch op {
+	case OpGrow:
+		if m := p.members[target]; m != nil {
+			r.Disk = m.disk // recorded with the member (DESIGN 2.12)
+		}
+		if r.Disk == 0 {
+			return // sent once the member has answered (the retransmit path)
+		}
+	case OpRenew:
+		r.Disk = n.p.Disk
+		r.Disks = make([]uint64, len(v.cfg.Replicas))
+		for i, x := range v.cfg.Replicas {
+			if x == n.p.Self {
+				r.Disks[i] = n.p.Disk
+			} else if m := p.members[x]; m != nil {
+				r.Disks[i] = m.disk
+			}
+		}
+	}
 	p.authSent = n.now
-	n.send(n.authTo(), &AuthRequest{Op: op, ReqID: p.authReq, Vol: v.cfg.Volume, FromEpoch: v.cfg.Epoch, Node: target})
+	n.send(n.authTo(), r)
 }
 
 func (n *Node) onAuthReply(r *AuthReply) {
 	v := n.vols[r.Config.Volume]
+	if v != nil && r.Status == StatusOK && r.Config.Primary == n.p.Self &&
+		(r.Op == OpRenew && v.prim != nil && v.prim.authOp == OpRenew && r.ReqID == v.prim.authReq ||
+			r.Op == OpPromote && r.ReqID == v.promoteReq && v.promoteReq != 0) {
+		// Our own request made this epoch, after this process started: we may act at it.
+		v.grantedAt = max(v.grantedAt, r.Config.Epoch)
+	}
 	if r.Status == StatusOK || r.Status == StatusConflict {
 		v = n.learnConfig(r.Config)
 	}
 	if v == nil {
 		return
+	}
+	if v.prim != nil {
+		n.checkRenewed(v)
 	}
 	if p := v.prim; p != nil && p.authOp != 0 && r.ReqID == p.authReq {
 		if p.authOp == OpGrow && p.growing != 0 && !v.cfg.IsInSync(p.growing) {

@@ -53,9 +53,9 @@ func statusCount(c *cluster, from, to uint64, want Status) int {
 }
 
 func TestScenarioQoSQueueAndBusy(t *testing.T) {
-	c, _, p, _ := setup(t, func(p *Params) { p.QueueDepth = 2 })
+	c, cfg0, p, _ := setup(t, func(p *Params) { p.QueueDepth = 2 })
 	cfg := c.setQoS(QoS{IOPS: 10}, 7)
-	if cfg.Epoch != 2 || cfg.QoS != (QoS{IOPS: 10, BurstIOPS: 10}) {
+	if cfg.Epoch != cfg0.Epoch+1 || cfg.QoS != (QoS{IOPS: 10, BurstIOPS: 10}) {
 		t.Fatalf("after set QoS: %v %+v", cfg, cfg.QoS)
 	}
 	c.run(100 * Millisecond)
@@ -149,7 +149,7 @@ func TestScenarioQoSLiveChange(t *testing.T) {
 }
 
 func TestScenarioQoSBadLimitsRefused(t *testing.T) {
-	c, _, _, _ := setup(t, nil)
+	c, cfg0, _, _ := setup(t, nil)
 	for i, q := range []QoS{{IOPS: -1}, {BurstIOPS: 5}, {IOPS: 100, BurstIOPS: 50}, {IOPS: 100, MBps: -1}} {
 		req := uint64(20 + i)
 		c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpSetQoS, ReqID: req, Vol: hVol, QoS: q})
@@ -163,7 +163,7 @@ func TestScenarioQoSBadLimitsRefused(t *testing.T) {
 			t.Errorf("QoS %+v: %v, want Invalid", q, got)
 		}
 	}
-	if c.authCfg().Epoch != 1 {
+	if c.authCfg().Epoch != cfg0.Epoch {
 		t.Fatalf("a refused change moved the epoch: %v", c.authCfg())
 	}
 }
@@ -244,7 +244,7 @@ func TestScenarioStepDownAnswersQueued(t *testing.T) {
 	}
 	// The operator moves the primary: the old one steps down and sends its waiting
 	// clients to the new configuration instead of dropping them.
-	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpPromote, ReqID: 9, Vol: hVol, FromEpoch: cfg.Epoch, Node: m[1]})
+	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpPromote, ReqID: 9, Vol: hVol, FromEpoch: cfg.Epoch, Node: m[1], Disk: hDisk(m[1], 0)})
 	c.run(100 * Millisecond)
 	if c.authCfg().Primary != m[1] {
 		t.Fatalf("promotion did not happen: %v", c.authCfg())

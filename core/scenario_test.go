@@ -35,11 +35,12 @@ func boolInt(b bool) int {
 // 1. Create, write, read back; every replica's storage holds the block after commit.
 func TestScenarioCreateWriteRead(t *testing.T) {
 	c, cfg, p, _ := setup(t, nil)
-	if cfg.Epoch != 1 || len(cfg.Replicas) != 3 || !slices.Equal(cfg.InSync, cfg.Replicas) {
+	// Epoch 1 at creation, 2 once the primary renewed it (DESIGN 2.4).
+	if cfg.Epoch != 2 || len(cfg.Replicas) != 3 || !slices.Equal(cfg.InSync, cfg.Replicas) {
 		t.Fatalf("created config %v", cfg)
 	}
 	for _, r := range cfg.Replicas {
-		if v := c.vol(r); v == nil || v.cfg.Epoch != 1 || (v.prim != nil) != (r == p) {
+		if v := c.vol(r); v == nil || v.cfg.Epoch != cfg.Epoch || (v.prim != nil) != (r == p) {
 			t.Fatalf("replica %d did not adopt the config as expected", r)
 		}
 	}
@@ -51,7 +52,7 @@ func TestScenarioCreateWriteRead(t *testing.T) {
 
 	data := fill(0xA1, 2)
 	d := c.writeOK(3, data)
-	if d.Epoch != 1 || d.Primary != p {
+	if d.Epoch != cfg.Epoch || d.Primary != p {
 		t.Fatalf("write completion %+v", d)
 	}
 	if v := c.vol(p); v.last != 1 || v.commit != 1 {
@@ -77,7 +78,8 @@ func TestScenarioCreateWriteRead(t *testing.T) {
 
 // 2. A member whose inbound link is dropped is shrunk out; writes go on being acknowledged.
 func TestScenarioShrinkSilentMember(t *testing.T) {
-	c, _, p, m := setup(t, nil)
+	c, cfg0, p, m := setup(t, nil)
+	e0 := cfg0.Epoch
 	other, silent := m[0], m[1]
 	c.writeOK(0, fill(1, 1))
 
@@ -91,11 +93,11 @@ func TestScenarioShrinkSilentMember(t *testing.T) {
 	}
 	d := c.waitOK(w, 2*Second)
 	ac := c.authCfg()
-	if ac.Epoch != 2 || ac.Primary != p || ac.IsInSync(silent) || !ac.IsReplica(silent) || !ac.IsInSync(other) {
+	if ac.Epoch != e0+1 || ac.Primary != p || ac.IsInSync(silent) || !ac.IsReplica(silent) || !ac.IsInSync(other) {
 		t.Fatalf("after shrink: %v", ac)
 	}
-	if d.Epoch != 2 {
-		t.Fatalf("write acknowledged at epoch %d, want 2 (after the shrink)", d.Epoch)
+	if d.Epoch != e0+1 {
+		t.Fatalf("write acknowledged at epoch %d, want %d (after the shrink)", d.Epoch, e0+1)
 	}
 	if n := len(traceOf(c, func(tr traced, r *AuthRequest) bool { return r.Op == OpShrink && r.Node == silent && tr.from == p })); n == 0 {
 		t.Fatal("primary never asked to shrink the silent member")
@@ -106,8 +108,8 @@ func TestScenarioShrinkSilentMember(t *testing.T) {
 	if c.now != start {
 		t.Fatalf("write after the shrink took %dms", (c.now-start)/Millisecond)
 	}
-	if v := c.vol(silent); v.cfg.Epoch != 1 || v.last != 1 {
-		t.Fatalf("silent member: epoch %d last %d, want 1/1 (it hears nothing)", v.cfg.Epoch, v.last)
+	if v := c.vol(silent); v.cfg.Epoch != e0 || v.last != 1 {
+		t.Fatalf("silent member: epoch %d last %d, want %d/1 (it hears nothing)", v.cfg.Epoch, v.last, e0)
 	}
 	if v := c.vol(other); v.last != 3 || !bytes.Equal(c.stored(other, 2, 1), fill(3, 1)) {
 		t.Fatalf("in-sync member: last %d", v.last)
@@ -118,7 +120,8 @@ func TestScenarioShrinkSilentMember(t *testing.T) {
 // the client follows and its retried write takes effect once.
 func TestScenarioPrimaryCrashFailover(t *testing.T) {
 	// A lease longer than FailTimeout+ProbeTimeout, so waiting out the promise is visible.
-	c, _, p, _ := setup(t, func(p *Params) { p.Lease = 2 * Second })
+	c, cfg0, p, _ := setup(t, func(p *Params) { p.Lease = 2 * Second })
+	e0 := cfg0.Epoch
 	c.writeOK(0, fill(0x11, 1))
 	lastBefore := map[Addr]LSN{}
 	for _, r := range others(c.authCfg(), p) {
@@ -138,7 +141,7 @@ func TestScenarioPrimaryCrashFailover(t *testing.T) {
 	c.runUntil(5*Second, "promotion", func() bool { return c.authCfg().Primary != p })
 	ac := c.authCfg()
 	np := ac.Primary
-	if ac.Epoch != 2 || ac.IsInSync(p) || !ac.IsInSync(np) {
+	if ac.Epoch != e0+1 || ac.IsInSync(p) || !ac.IsInSync(np) {
 		t.Fatalf("after promotion: %v", ac)
 	}
 	// The path to promotion: HealthCheck -> Probe (lost) -> unhealthy -> wait for promise -> Promote.
@@ -161,7 +164,7 @@ func TestScenarioPrimaryCrashFailover(t *testing.T) {
 
 	// The client's retry of W reaches the new primary and is answered, not reapplied.
 	d := c.waitOK(w, 4*Second)
-	if d.Primary != np || d.Epoch < 2 {
+	if d.Primary != np || d.Epoch < e0+1 {
 		t.Fatalf("W completed by %d at epoch %d, want new primary %d", d.Primary, d.Epoch, np)
 	}
 	if len(traceOf(c, func(tr traced, m *ClientWrite) bool { return tr.to == np && m.Req == w && !tr.dropped })) == 0 {
@@ -183,7 +186,8 @@ func TestScenarioPrimaryCrashFailover(t *testing.T) {
 // 4. L2: only primary<->member is cut. The member's health check finds the primary
 // healthy, nobody is promoted, the member is shrunk out, then caught up and grown back.
 func TestScenarioLinkCutShrinksNotPromotes(t *testing.T) {
-	c, _, p, m := setup(t, nil)
+	c, cfg0, p, m := setup(t, nil)
+	e0 := cfg0.Epoch
 	s := m[1] // not the authority: it reaches the authority over its own link
 	c.writeOK(0, fill(1, 1))
 	c.cutLink(p, s)
@@ -202,7 +206,7 @@ func TestScenarioLinkCutShrinksNotPromotes(t *testing.T) {
 	w := c.write(1, fill(2, 1))
 	c.waitOK(w, 2*Second)
 	ac := c.authCfg()
-	if ac.Epoch != 2 || ac.Primary != p || ac.IsInSync(s) {
+	if ac.Epoch != e0+1 || ac.Primary != p || ac.IsInSync(s) {
 		t.Fatalf("after shrink: %v", ac)
 	}
 	// Several lease lengths with the link still cut, writing all along: no failover.
@@ -225,7 +229,7 @@ func TestScenarioLinkCutShrinksNotPromotes(t *testing.T) {
 	c.healLink(p, s)
 	c.runUntil(3*Second, "grow", func() bool { ac := c.authCfg(); return ac.IsInSync(s) })
 	ac = c.authCfg()
-	if ac.Primary != p || ac.Epoch != 3 {
+	if ac.Primary != p || ac.Epoch != e0+2 {
 		t.Fatalf("after grow: %v", ac)
 	}
 	if len(traceOf(c, func(tr traced, _ *Sync) bool { return tr.from == p && tr.to == s && !tr.dropped })) == 0 {
@@ -246,7 +250,7 @@ func TestScenarioLinkCutShrinksNotPromotes(t *testing.T) {
 // 5. Restarts: a member recovers its log and data from its journal and snapshot; a
 // restarted primary refuses reads until it holds fresh promises.
 func TestScenarioRestartRecovers(t *testing.T) {
-	c, _, p, m := setup(t, func(p *Params) { p.CheckpointEvery = 3 }) // recovery uses snapshot + journal
+	c, cfg, p, m := setup(t, func(p *Params) { p.CheckpointEvery = 3 }) // recovery uses snapshot + journal
 	for i := range 5 {
 		c.writeOK(uint64(i), fill(byte(0x40+i), 1))
 		if i < 3 {
@@ -321,7 +325,8 @@ func TestScenarioRestartRecovers(t *testing.T) {
 	if !bytes.Equal(d.Data, want) || d.Primary != p {
 		t.Fatal("read after promises: wrong data or server")
 	}
-	if ac := c.authCfg(); ac.Epoch != 1 || ac.Primary != p {
+	// The restarted primary renewed its epoch (DESIGN 2.4); nothing else changed.
+	if ac := c.authCfg(); ac.Epoch != cfg.Epoch+1 || ac.Primary != p || !slices.Equal(ac.InSync, cfg.InSync) {
 		t.Fatalf("restart changed the configuration: %v", ac)
 	}
 	c.writeOK(6, fill(0x50, 1))
@@ -347,8 +352,8 @@ func TestScenarioStaleEpochFenced(t *testing.T) {
 	last, promise, data := v.last, v.promiseUntil, c.stored(s, 0, 2)
 
 	c.healLink(p, s) // only this link, for the injected messages' answers
-	c.inject(p, s, &Replicate{Vol: hVol, Config: old, Commit: 1, PrevEpoch: 1,
-		Entry: Entry{LSN: last + 1, Epoch: 1, Client: 99, Req: 1, Block: 1, Data: fill(0xEE, 1)}})
+	c.inject(p, s, &Replicate{Vol: hVol, Config: old, Commit: 1, PrevEpoch: old.Epoch,
+		Entry: Entry{LSN: last + 1, Epoch: old.Epoch, Client: 99, Req: 1, Block: 1, Data: fill(0xEE, 1)}})
 	c.inject(p, s, &Heartbeat{Vol: hVol, Config: old, SentAt: hBase + c.now, Commit: 1})
 	acks := traceOf(c, func(tr traced, a *ReplicaAck) bool { return tr.from == s && tr.to == p })
 	if len(acks) < 2 {
@@ -365,7 +370,7 @@ func TestScenarioStaleEpochFenced(t *testing.T) {
 
 	// The deposed primary, still unaware, takes a write: it logs it but cannot answer
 	// (no promises), and its members refuse it.
-	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: 1, Client: 55, Req: 1, Block: 1, Data: fill(0xDD, 1)})
+	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: old.Epoch, Client: 55, Req: 1, Block: 1, Data: fill(0xDD, 1)})
 	if c.vol(p).last != 2 || v.last != last {
 		t.Fatalf("deposed primary last %d, member last %d", c.vol(p).last, v.last)
 	}
@@ -395,14 +400,14 @@ func TestScenarioStaleEpochFenced(t *testing.T) {
 // 7. Reconciliation: a member holding an entry the new primary never got ends with the
 // new primary's contents.
 func TestScenarioDivergentTailReconciled(t *testing.T) {
-	c, _, p, m := setup(t, nil)
+	c, cfg0, p, m := setup(t, nil)
 	holder, lacker := m[0], m[1] // holder gets the last entry, lacker becomes the new primary
 	c.writeOK(0, fill(1, 1))
 	c.writeOK(1, fill(2, 1))
 
 	// W3 (a raw client: no retries) reaches only holder; then the primary crashes.
 	c.drop = func(from, to Addr, m Message) bool { _, ok := m.(*Replicate); return ok && from == p && to == lacker }
-	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: 1, Client: 55, Req: 1, Block: 1, Data: fill(0xBB, 1)})
+	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: cfg0.Epoch, Client: 55, Req: 1, Block: 1, Data: fill(0xBB, 1)})
 	if h, l := c.vol(holder), c.vol(lacker); h.last != 3 || h.durable != 3 || l.last != 2 {
 		t.Fatalf("holder last %d durable %d, lacker last %d: want 3/3/2", h.last, h.durable, l.last)
 	}
@@ -443,4 +448,53 @@ func TestScenarioDivergentTailReconciled(t *testing.T) {
 	if !bytes.Equal(c.stored(holder, 1, 1), fill(3, 1)) {
 		t.Fatal("holder did not take a write after reconciliation")
 	}
+}
+
+// A primary that restarts within its epoch, having sent an entry it never made durable,
+// renews its epoch before it creates another (seed 880038): the members' copy of the lost
+// entry can never pass for the new entry at that LSN, and is undone.
+func TestScenarioRestartedPrimaryRenews(t *testing.T) {
+	c, cfg, p, m := setup(t, nil)
+	c.writeOK(0, fill(1, 1))
+	h := c.node(p)
+	h.manual = true // the primary's own append of the next entry never completes
+	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: cfg.Epoch, Client: 55, Req: 1, Block: 1, Data: fill(0xBB, 1)})
+	for _, r := range m {
+		if v := c.vol(r); v.durable != 2 || v.lastEpoch != cfg.Epoch {
+			t.Fatalf("member %d: durable %d, want the sent entry 2", r, v.durable)
+		}
+	}
+	c.crash(p)
+	h.manual = false
+	c.start(h)
+	v := c.vol(p)
+	if v.last != 1 || v.prim == nil || !v.prim.renewing {
+		t.Fatalf("restarted primary: last %d, renewing %v; want 1 and renewing", v.last, v.prim != nil && v.prim.renewing)
+	}
+	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: cfg.Epoch, Client: 56, Req: 1, Block: 2, Data: fill(0xCC, 1)})
+	if v.last != 1 {
+		t.Fatalf("a renewing primary logged a write: last %d", v.last)
+	}
+	c.runUntil(2*Second, "renewal", func() bool { return !v.prim.renewing })
+	if ac := c.authCfg(); ac.Epoch != cfg.Epoch+1 || ac.Primary != p || !slices.Equal(ac.InSync, cfg.InSync) {
+		t.Fatalf("after renewal: %v", ac)
+	}
+	d := c.writeOK(3, fill(0xDD, 1))
+	if d.Epoch != cfg.Epoch+1 || v.lastEpoch != cfg.Epoch+1 {
+		t.Fatalf("write after renewal at epoch %d (log epoch %d), want %d", d.Epoch, v.lastEpoch, cfg.Epoch+1)
+	}
+	c.runUntil(2*Second, "members reconciled", func() bool {
+		for _, r := range m {
+			if c.vol(r).last != v.last || c.vol(r).lastEpoch != v.lastEpoch {
+				return false
+			}
+		}
+		return true
+	})
+	for _, r := range m {
+		if !bytes.Equal(c.stored(r, 0, 4), c.stored(p, 0, 4)) {
+			t.Fatalf("member %d differs from the primary", r)
+		}
+	}
+	c.readOK(1, fill(0, 1)) // the lost entry was never acknowledged and is undone everywhere
 }

@@ -10,7 +10,7 @@ func (n *Node) currentPrimaryMsg(from Addr, cfg *Config) *volume {
 		return nil
 	}
 	if cfg.Epoch < v.cfg.Epoch {
-		n.send(from, &ReplicaAck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch})
+		n.send(from, &ReplicaAck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, Disk: n.p.Disk})
 		return nil
 	}
 	if v.prim != nil || from != v.cfg.Primary {
@@ -93,7 +93,7 @@ func (n *Node) sendAckToPrimary(v *volume, echoSentAt int64) {
 		return
 	}
 	n.send(v.cfg.Primary, &ReplicaAck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, Last: v.durable, LastEpoch: v.durableEpoch,
-		EchoSentAt: echoSentAt, CommitKnown: v.commit, Syncing: v.syncing})
+		EchoSentAt: echoSentAt, CommitKnown: v.commit, Syncing: v.syncing, Disk: n.p.Disk})
 }
 
 // needSync tells the primary our log diverges or lags (rate-limited; not while a part we
@@ -124,7 +124,7 @@ func (n *Node) askSync(v *volume) {
 	}
 	n.send(v.cfg.Primary, &ReplicaAck{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, Last: v.durable, LastEpoch: v.durableEpoch,
 		NeedSync: true, CommitKnown: v.commit, Dirty: dirty, DirtyUpto: dirtyUpto, Syncing: v.syncing,
-		SyncBase: sr.base, SyncRound: sr.round, SyncCursor: sr.cursor, SyncStart: sr.start})
+		SyncBase: sr.base, SyncRound: sr.round, SyncCursor: sr.cursor, SyncStart: sr.start, Disk: n.p.Disk})
 }
 
 // maxDirtyList bounds the dirty blocks a NeedSync ack lists when it lists all of them (a
@@ -329,7 +329,9 @@ func (n *Node) requestPromotion(v *volume) {
 	from := v.cfg.Epoch
 	send := func() {
 		n.authReqID++
-		n.send(n.authTo(), &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: from, Node: n.p.Self})
+		v.promoteReq = n.authReqID
+		n.send(n.authTo(), &AuthRequest{Op: OpPromote, ReqID: n.authReqID, Vol: v.cfg.Volume, FromEpoch: from, Node: n.p.Self,
+			Disk: n.p.Disk})
 	}
 	if v.promoteFrom == from && v.promoteDurable {
 		send()
@@ -349,9 +351,10 @@ func (n *Node) requestPromotion(v *volume) {
 }
 
 func (n *Node) secondaryTick(v *volume) {
-	if !v.cfg.IsInSync(n.p.Self) || v.syncing {
+	if !v.cfg.IsInSync(n.p.Self) || v.syncing || n.stranger(v) {
 		// (A member part-way through a catch-up series holds no consistent state: it never
-		// seeks promotion. Its primary shrinks it out if it stays behind.)
+		// seeks promotion. Its primary shrinks it out if it stays behind. Nor does a node
+		// whose disk is not the one recorded for this replica: it holds none of the data.)
 		v.wantPromote, v.healthPending = false, false
 		return
 	}

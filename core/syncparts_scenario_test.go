@@ -201,11 +201,11 @@ func TestScenarioCatchUpPrimaryChangeMidSeries(t *testing.T) {
 // with its primary gone it never asks to be promoted; it waits, and finishes when the
 // primary is back.
 func TestScenarioSyncingMemberNotPromoted(t *testing.T) {
-	c, _, p, m := setup(t, func(p *Params) { p.MaxSyncBlocks = 1 })
+	c, cfg0, p, m := setup(t, func(p *Params) { p.MaxSyncBlocks = 1 })
 	holder, lacker := m[0], m[1] // holder gets a divergent three-block entry, lacker becomes primary
 	c.writeOK(0, fill(1, 4))
 	c.drop = func(from, to Addr, m Message) bool { _, ok := m.(*Replicate); return ok && from == p && to == lacker }
-	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: 1, Client: 55, Req: 1, Block: 1, Data: fill(0xBB, 3)})
+	c.inject(hRaw, p, &ClientWrite{Vol: hVol, Epoch: cfg0.Epoch, Client: 55, Req: 1, Block: 1, Data: fill(0xBB, 3)})
 	if h := c.vol(holder); h.last != 2 || !bytes.Equal(c.stored(holder, 1, 3), fill(0xBB, 3)) {
 		t.Fatalf("holder did not take the divergent entry: last %d", h.last)
 	}
@@ -254,6 +254,7 @@ func TestScenarioSyncingMemberNotPromoted(t *testing.T) {
 // numbers when there are many (a restart in the middle of a long catch-up).
 func TestDirtyBlocksBounded(t *testing.T) {
 	p := DefaultParams(1, 0, []Addr{1}, []NodeInfo{{Addr: 1}})
+	p.Disk = hDisk(1, 0)
 	p.MaxSyncBlocks = 8
 	n, err := NewNode(p, newMemStore(), NewRand(1))
 	if err != nil {

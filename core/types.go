@@ -30,6 +30,11 @@ type Config struct {
 	InSync   []Addr // sorted; always contains Primary
 	Replicas []Addr // sorted hosts, one per zone
 	QoS      QoS    // admission limits the primary enforces
+	// Disks: per replica (parallel to Replicas), the identity of the data directory that
+	// holds it (DESIGN 2.12); 0 while none is recorded yet (a new volume before its
+	// primary's first Renew). A node whose disk is not the recorded one holds nothing of
+	// the volume: it never counts as in sync, is never promoted and never acts as primary.
+	Disks []uint64
 }
 
 // QoS is a volume's provisioned performance (spec section 6). IOPS == 0 means the
@@ -45,7 +50,28 @@ type QoS struct {
 func (c Config) Clone() Config {
 	c.InSync = slices.Clone(c.InSync)
 	c.Replicas = slices.Clone(c.Replicas)
+	c.Disks = slices.Clone(c.Disks)
 	return c
+}
+
+// DiskOf is the disk identity recorded for replica a (0: none recorded, or not a replica).
+func (c *Config) DiskOf(a Addr) uint64 {
+	if i, ok := slices.BinarySearch(c.Replicas, a); ok && i < len(c.Disks) {
+		return c.Disks[i]
+	}
+	return 0
+}
+
+// setDisk records d as replica a's disk (a must be a replica).
+func (c *Config) setDisk(a Addr, d uint64) {
+	i, ok := slices.BinarySearch(c.Replicas, a)
+	if !ok {
+		return
+	}
+	if len(c.Disks) != len(c.Replicas) {
+		c.Disks = make([]uint64, len(c.Replicas))
+	}
+	c.Disks[i] = d
 }
 
 // IsInSync reports whether a is in the in-sync set.
@@ -61,7 +87,11 @@ func (c *Config) IsReplica(a Addr) bool {
 }
 
 func (c Config) String() string {
-	return fmt.Sprintf("vol=%d e=%d p=%d isr=%v reps=%v", c.Volume, c.Epoch, c.Primary, c.InSync, c.Replicas)
+	s := fmt.Sprintf("vol=%d e=%d p=%d isr=%v reps=%v", c.Volume, c.Epoch, c.Primary, c.InSync, c.Replicas)
+	if slices.ContainsFunc(c.Disks, func(d uint64) bool { return d != 0 }) {
+		s += fmt.Sprintf(" disks=%x", c.Disks)
+	}
+	return s
 }
 
 // check asserts the config's invariants.
@@ -71,6 +101,9 @@ func (c *Config) check() error {
 	}
 	if !c.IsInSync(c.Primary) {
 		return fmt.Errorf("config %v: primary not in sync", c)
+	}
+	if len(c.Disks) != 0 && len(c.Disks) != len(c.Replicas) {
+		return fmt.Errorf("config %v: %d disks for %d replicas", c, len(c.Disks), len(c.Replicas))
 	}
 	for _, a := range c.InSync {
 		if !c.IsReplica(a) {

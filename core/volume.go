@@ -42,6 +42,11 @@ type volume struct {
 	// growAt/growNode: a Grow this node (as primary) asked for, journaled before it is
 	// sent. Until the authority's epoch moves past growAt the request may still be
 	// granted, so the member counts in commits and in the lease.
+	// grantedAt: the epoch this process's own Promote or Renew was granted (0: none yet).
+	// The node acts as primary only at an epoch at or above it (DESIGN 2.4): such an epoch
+	// was issued after the process started, so no earlier incarnation sent entries under it.
+	grantedAt      Epoch
+	promoteReq     uint64 // the request id of the last Promote sent
 	growAt         Epoch
 	growNode       Addr
 	growDurable    bool

@@ -101,6 +101,15 @@ func TestCellVolumeNamesAndList(t *testing.T) {
 			t.Fatalf("create %d: %v %q %v", id, r.Status, r.Name, r.Config)
 		}
 	}
+	// Each primary renews its new volume's first epoch (DESIGN 2.4): epoch 2 from then on.
+	c.runUntil(10*Second, "every volume renewed", func() bool {
+		for id := VolumeID(1); id <= n; id++ {
+			if cfg, ok := c.node(c.authLeader()).n.AuthorityConfig(id); !ok || cfg.Epoch != 2 {
+				return false
+			}
+		}
+		return true
+	})
 	r := c.ask(&AuthRequest{Op: OpGetConfig, ReqID: 1000, Vol: 12}, Second)
 	if r.Status != StatusOK || r.Name != volName(12) || r.Config.Volume != 12 {
 		t.Fatalf("get: %v %q %v", r.Status, r.Name, r.Config)
@@ -116,11 +125,11 @@ func TestCellVolumeNamesAndList(t *testing.T) {
 			t.Fatalf("op %d under another name: %v, want NotFound", op, r.Status)
 		}
 	}
-	if cfg, ok := c.node(c.authLeader()).n.AuthorityConfig(12); !ok || cfg.Epoch != 1 {
+	if cfg, ok := c.node(c.authLeader()).n.AuthorityConfig(12); !ok || cfg.Epoch != 2 {
 		t.Fatalf("a change under another name touched volume 12: %v %v", cfg, ok)
 	}
 	r = c.ask(&AuthRequest{Op: OpSetQoS, ReqID: 1012, Vol: 12, Name: volName(12), QoS: QoS{IOPS: 100, BurstIOPS: 100}}, Second)
-	if r.Status != StatusOK || r.Config.Epoch != 2 || r.Name != volName(12) {
+	if r.Status != StatusOK || r.Config.Epoch != 3 || r.Name != volName(12) {
 		t.Fatalf("set QoS under the stored name: %v %v %q", r.Status, r.Config, r.Name)
 	}
 	// (A bad name never reaches the authority: the codec refuses it, see TestCodecVolumeNames.)

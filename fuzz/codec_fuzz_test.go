@@ -106,9 +106,9 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		f.Add(append(bytes.Clone(enc), 0))         // trailing byte
 		f.Add(append([]byte{2}, enc[1:]...))       // wrong version
-		f.Add(append([]byte{1, 0xff}, enc[2:]...)) // unknown kind
+		f.Add(append([]byte{core.WireVersion, 0xff}, enc[2:]...)) // unknown kind
 		if enc[2] < 0x80 {                         // the first field as an overlong (non-minimal) varint
-			f.Add(append([]byte{1, enc[1], enc[2] | 0x80, 0}, enc[3:]...))
+			f.Add(append([]byte{core.WireVersion, enc[1], enc[2] | 0x80, 0}, enc[3:]...))
 		}
 	}
 	if len(kinds) == 0 {
@@ -117,7 +117,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{1})
 	// A length prefix far larger than the rest of the frame.
-	big := []byte{1, byte(core.KindClientWrite), 7, 4, 1, 1, 1}
+	big := []byte{core.WireVersion, byte(core.KindClientWrite), 7, 4, 1, 1, 1}
 	big = binary.AppendUvarint(big, 1<<40)
 	f.Add(append(big, 1, 2, 3))
 
@@ -135,7 +135,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		if m == nil {
 			t.Fatal("Decode returned neither a message nor an error")
 		}
-		if len(b) < 2 || b[0] != 1 || core.Kind(b[1]) != m.Kind() {
+		if len(b) < 2 || b[0] != core.WireVersion || core.Kind(b[1]) != m.Kind() {
 			t.Fatalf("decoded %T (kind %d) from a frame with header % x", m, m.Kind(), b[:min(len(b), 2)])
 		}
 		enc := core.Encode(nil, m)
@@ -384,7 +384,7 @@ func TestBuildersCoverEveryKind(t *testing.T) {
 	// Kinds are numbered from 1 with no gaps; the first unknown one fails to decode.
 	known := 0
 	for k := 1; k < 256; k++ {
-		_, err := core.Decode([]byte{1, byte(k)})
+		_, err := core.Decode([]byte{core.WireVersion, byte(k)})
 		if err == nil || !strings.Contains(err.Error(), "unknown kind") {
 			known++
 			if !built[core.Kind(k)] || !seeded[core.Kind(k)] {

@@ -94,7 +94,7 @@ func TestRunnerDoBeforeRun(t *testing.T) {
 // fails the field count here: copyMsg must then learn to copy it.
 func TestCopyMsg(t *testing.T) {
 	cfg := core.Config{Volume: 7, Blocks: 9, RF: 2, Epoch: 3, Primary: 2, InSync: []core.Addr{1, 2}, Replicas: []core.Addr{1, 2},
-		QoS: core.QoS{IOPS: 5, BurstIOPS: 6, BurstCredits: 7, MBps: 8}}
+		QoS: core.QoS{IOPS: 5, BurstIOPS: 6, BurstCredits: 7, MBps: 8}, Disks: []uint64{0xd1, 0xd2}}
 	msgs := []core.Message{
 		&core.ClientRead{Vol: 1, Epoch: 2, Client: 3, Req: 4, Block: 5, Count: 6},
 		&core.ClientFlush{Vol: 1, Epoch: 2, Client: 3, Req: 4},
@@ -126,13 +126,13 @@ func TestCopyMsg(t *testing.T) {
 			}
 		}
 		if r, ok := m.(*core.ClientReply); ok {
-			r.Config.InSync[0], r.Config.Replicas[0] = 99, 99
+			r.Config.InSync[0], r.Config.Replicas[0], r.Config.Disks[0] = 99, 99, 99
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%s: the copy shares memory with the original: %+v", typ.Name(), got)
 		}
 	}
-	if typ := reflect.TypeOf(core.Config{}); typ.NumField() != 8 {
+	if typ := reflect.TypeOf(core.Config{}); typ.NumField() != 9 {
 		t.Fatalf("Config has %d fields; check that Config.Clone copies every new one", typ.NumField())
 	}
 }

@@ -2,12 +2,9 @@ package netio
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,43 +63,6 @@ const (
 	selfLimit  = 1 << 10 // messages to self handled in one step
 )
 
-// identityFile marks a data directory as one node's.
-const identityFile = "cairn-node.json"
-
-type identity struct {
-	Node uint32 `json:"node"`
-	Zone uint32 `json:"zone"`
-}
-
-// claimDataDir refuses a data directory that belongs to another node, and marks a new one.
-func claimDataDir(dir string, self core.Addr, zone uint32) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("data directory %s: %w", dir, err)
-	}
-	p := filepath.Join(dir, identityFile)
-	b, err := os.ReadFile(p)
-	switch {
-	case err == nil:
-		var id identity
-		if err := json.Unmarshal(b, &id); err != nil {
-			return fmt.Errorf("data directory %s: unreadable %s: %w", dir, identityFile, err)
-		}
-		if id.Node != uint32(self) {
-			return fmt.Errorf("data directory %s belongs to node %d, not node %d: give each node its own --data-dir", dir, id.Node, self)
-		}
-		return nil
-	case errors.Is(err, os.ErrNotExist):
-		b, _ := json.Marshal(identity{Node: uint32(self), Zone: zone})
-		tmp := p + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
-			return fmt.Errorf("data directory %s: %w", dir, err)
-		}
-		return os.Rename(tmp, p)
-	default:
-		return fmt.Errorf("data directory %s: %w", dir, err)
-	}
-}
-
 // NewRunner opens the node's storage (recovering it) and builds its core and transport.
 func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Tick <= 0 {
@@ -111,8 +71,12 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if err := claimDataDir(cfg.DataDir, cfg.Params.Self, cfg.Params.Zone); err != nil {
+	disk, err := claimDataDir(cfg.DataDir, cfg.Params.Self, cfg.Params.Zone)
+	if err != nil {
 		return nil, err
+	}
+	if cfg.Params.Disk == 0 {
+		cfg.Params.Disk = disk
 	}
 	e, err := storage.Open(storage.NewOSFS(cfg.DataDir), "node")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,18 +128,31 @@ func TestRunnerEndToEnd(t *testing.T) {
 	}
 }
 
-// A data directory belongs to one node: another node refuses it with a clear message.
+// A data directory belongs to one node: another node refuses it with a clear message. Its
+// disk identity is made once and kept; a wiped directory gets a new one.
 func TestRunnerRefusesForeignDataDir(t *testing.T) {
 	dir := t.TempDir()
-	if err := claimDataDir(dir, 1, 0); err != nil {
+	d1, err := claimDataDir(dir, 1, 0)
+	if err != nil || d1 == 0 {
+		t.Fatal(d1, err)
+	}
+	if d, err := claimDataDir(dir, 1, 0); err != nil || d != d1 {
+		t.Fatalf("the owner was refused or got another disk: %x %v (first %x)", d, err, d1)
+	}
+	if _, err := claimDataDir(dir, 2, 1); err == nil || !strings.Contains(err.Error(), "belongs to node 1") {
+		t.Fatalf("another node's directory: %v", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := claimDataDir(dir, 1, 0); err != nil {
-		t.Fatalf("the owner was refused: %v", err)
+	if d, err := claimDataDir(dir, 1, 0); err != nil || d == 0 || d == d1 {
+		t.Fatalf("a wiped directory: disk %x %v, want a new one (old %x)", d, err, d1)
 	}
-	err := claimDataDir(dir, 2, 1)
-	if err == nil || !strings.Contains(err.Error(), "belongs to node 1") {
-		t.Fatalf("another node's directory: %v", err)
+	if err := os.WriteFile(filepath.Join(dir, identityFile), []byte(`{"node":1,"zone":0,"disk":"zz"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := claimDataDir(dir, 1, 0); err == nil || !strings.Contains(err.Error(), "bad disk identity") {
+		t.Fatalf("a damaged identity: %v", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 // accepts and the widest field values, fits one transport frame.
 func TestSyncMessagesFitAFrame(t *testing.T) {
 	p := core.DefaultParams(1, 0, []core.Addr{1}, nil)
+	p.Disk = 1
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func TestTransportHostilePeers(t *testing.T) {
 	}{
 		{"random bytes", garbage},
 		{"huge length after hello", append(hello, hugeHeader...)},
-		{"undecodable message after hello", append(hello, appendFrame(nil, []byte{1, 200, 3})...)},
+		{"undecodable message after hello", append(hello, appendFrame(nil, []byte{core.WireVersion, 200, 3})...)},
 		{"bad hello", appendFrame(nil, []byte("HELLO, I AM A NODE"))},
 		{"first frame claiming MaxFrame bytes", func() []byte {
 			h := appendFrame(nil, nil)

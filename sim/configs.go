@@ -40,7 +40,7 @@ func (w *world) recordAuthRequest(from core.Addr, r *core.AuthRequest) {
 		op.Kind = histories.ConfigRead
 	case core.OpCreateVolume:
 		op.Kind = histories.ConfigCreate
-	case core.OpPromote, core.OpShrink, core.OpGrow:
+	case core.OpPromote, core.OpShrink, core.OpGrow, core.OpRenew:
 		op.Kind = histories.ConfigCAS
 	case core.OpSetQoS:
 		op.Kind = histories.ConfigCAS

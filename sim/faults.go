@@ -218,11 +218,26 @@ func (w *world) repairable(a core.Addr) bool {
 		if !ok {
 			return false
 		}
-		if cfg.IsReplica(a) && (!cfg.IsInSync(a) || len(cfg.InSync) < 2) {
+		if !cfg.IsReplica(a) {
+			continue
+		}
+		intact := 0 // other in-sync members on their recorded disk: one of them can repair
+		for _, m := range cfg.InSync {
+			if m != a && w.intact(&cfg, m) {
+				intact++
+			}
+		}
+		if !cfg.IsInSync(a) || intact == 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// diskID is the identity of node a's disk after it was wiped `wipes` times: fixed by the
+// seed, drawn from no stream (so adding wipes shifts no other draw), never 0.
+func diskID(seed uint64, a core.Addr, wipes int) uint64 {
+	return core.NewRand(seed^uint64(a)<<32^uint64(wipes)<<48^0x6469736b).Uint64() | 1
 }
 
 // wipeMember loses an authority member's disk: the node crashes, comes back with an
@@ -243,8 +258,8 @@ func (w *world) wipeMember() {
 			cands = append(cands, sn)
 		}
 	}
-	if len(cands) == 0 {
-		return
+	if len(cands) == 0 || w.memberWiped {
+		return // (a replica-host wipe already took a member's disk: the cell survives one)
 	}
 	sn := cands[w.fltR.Intn(len(cands))]
 	w.wipes++
@@ -252,6 +267,8 @@ func (w *world) wipeMember() {
 	sn.disk = newDisk(w.seedR.Uint64())
 	sn.disk.fs.SetFaults(w.s.diskFaults)
 	sn.params.Wiped = true
+	sn.wipes++
+	sn.params.Disk = diskID(w.o.Seed, sn.addr, sn.wipes)
 	w.tracef("node %d: disk wiped", sn.addr)
 	w.q.after(between(w.fltR, 200, 2000)*core.Millisecond, func() { w.restart(sn) })
 }

@@ -22,15 +22,15 @@ var mutants = []mutant{
 	{
 		name:  "primary serves reads and acks without a lease",
 		file:  "core/primary.go",
-		from:  "return v.commit >= v.prim.reconcileUpto && n.leaseValid(v)",
-		to:    "return v.commit >= v.prim.reconcileUpto",
+		from:  "v.commit >= v.prim.reconcileUpto && n.leaseValid(v)",
+		to:    "v.commit >= v.prim.reconcileUpto",
 		seeds: 80,
 	},
 	{
 		name:  "primary commits before its members have the write",
 		file:  "core/primary.go",
-		from:  "c = min(c, p.members[r].match)",
-		to:    "_ = p.members[r].match",
+		from:  "c = min(c, m.match)",
+		to:    "_ = m.match",
 		seeds: 80,
 	},
 	{
@@ -76,6 +76,22 @@ var mutants = []mutant{
 		from:  "*sr = syncSeries{epoch: sr.epoch, base: s.Start, round: sr.round + 1}",
 		to:    "*sr = syncSeries{epoch: sr.epoch, base: s.Upto, round: sr.round + 1}",
 		seeds: 150,
+	},
+	{
+		// The primary keeps the first disk a member answered from: a wiped member's old
+		// position still counts, and it is never shrunk out and rebuilt (DESIGN 2.12).
+		name:  "an empty replica (a wiped disk) is counted as in sync",
+		file:  "core/primary.go",
+		from:  "	if a.Disk != m.disk {\n",
+		to:    "	if a.Disk != m.disk && m.disk == 0 {\n",
+		seeds: 60,
+	},
+	{
+		name:  "a catching-up (or re-mirrored) member is grown in before its copy is complete",
+		file:  "core/primary.go",
+		from:  "if m.match >= v.commit && !m.wantState && m.disk != 0 &&",
+		to:    "if !m.wantState && m.disk != 0 &&",
+		seeds: 300,
 	},
 	{
 		name:  "guaranteed admissions wait for the node bucket (a noisy neighbour starves a provisioned volume)",

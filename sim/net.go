@@ -14,10 +14,12 @@ func (w *world) send(from, to core.Addr, m core.Message) {
 		w.recordAuthRequest(from, m)
 	case *core.SyncPart:
 		w.syncParts++
+		w.countReMirror(to, m.Vol, len(m.Blocks))
 	case *core.Sync:
 		if m.Round > 0 {
 			w.syncSeries++ // the final Sync of a catch-up that went in parts
 		}
+		w.countReMirror(to, m.Vol, len(m.Blocks))
 	}
 	b := core.Encode(nil, m)
 	if w.cut[[2]core.Addr{from, to}] > 0 {

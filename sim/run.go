@@ -13,35 +13,40 @@ import (
 
 // Result is one seed's outcome; its JSON form is the command-line contract.
 type Result struct {
-	Seed                 uint64   `json:"seed"`
-	TraceHash            string   `json:"trace_hash"`
-	Result               string   `json:"result"` // ok, violation, stuck
-	Violations           []string `json:"violations"`
-	SimSeconds           float64  `json:"sim_seconds"`
-	WallSeconds          float64  `json:"wall_seconds"`
-	CheckSeconds         float64  `json:"check_seconds"`
-	Events               uint64   `json:"events"`
-	Ops                  int      `json:"ops"`
-	OpsUnknown           int      `json:"ops_unknown"`
-	Failovers            int      `json:"failovers"`
-	UnnecessaryFailovers int      `json:"unnecessary_failovers"`
-	Crashes              int      `json:"crashes"`
-	Pauses               int      `json:"pauses"`
-	Partitions           int      `json:"partitions"`
-	BitRots              int      `json:"bitrots"`
-	DiskFulls            int      `json:"disk_fulls"`
-	Messages             uint64   `json:"messages"`
-	QoSChanges           int      `json:"qos_changes"`
-	AuthorityMembers     int      `json:"authority_members"`
-	WipedMembers         int      `json:"wiped_members"`
-	ConfigOps            int      `json:"config_ops"` // authority requests checked by the configuration model
-	AuthorityLeaderChgs  int      `json:"authority_leader_changes"`
-	SyncParts            int      `json:"sync_parts"`     // catch-up parts sent (a member behind by more than MaxSyncBlocks)
-	SyncMultipart        int      `json:"sync_multipart"` // final Syncs sent that end a catch-up in parts
-	MaxSyncBlocks        int      `json:"max_sync_blocks"`
-	Shape                string   `json:"shape"`
-	Replay               string   `json:"replay"`
-	HTML                 []string `json:"html,omitempty"`
+	Seed                   uint64   `json:"seed"`
+	TraceHash              string   `json:"trace_hash"`
+	Result                 string   `json:"result"` // ok, violation, stuck
+	Violations             []string `json:"violations"`
+	SimSeconds             float64  `json:"sim_seconds"`
+	WallSeconds            float64  `json:"wall_seconds"`
+	CheckSeconds           float64  `json:"check_seconds"`
+	Events                 uint64   `json:"events"`
+	Ops                    int      `json:"ops"`
+	OpsUnknown             int      `json:"ops_unknown"`
+	Failovers              int      `json:"failovers"`
+	UnnecessaryFailovers   int      `json:"unnecessary_failovers"`
+	Crashes                int      `json:"crashes"`
+	Pauses                 int      `json:"pauses"`
+	Partitions             int      `json:"partitions"`
+	BitRots                int      `json:"bitrots"`
+	DiskFulls              int      `json:"disk_fulls"`
+	Messages               uint64   `json:"messages"`
+	QoSChanges             int      `json:"qos_changes"`
+	AuthorityMembers       int      `json:"authority_members"`
+	WipedMembers           int      `json:"wiped_members"`
+	WipedReplicas          int      `json:"wiped_replicas"`            // replica hosts whose disk was lost (sim/wipe.go)
+	ReMirrors              int      `json:"re_mirrors"`                // replicas grown back in under a new disk
+	ReMirrorBytes          int64    `json:"re_mirror_bytes"`           // catch-up data sent to replicas being rebuilt
+	DegradedSeconds        float64  `json:"degraded_seconds"`          // volume-seconds with fewer in-sync replicas than RF
+	MaxConcurrentReMirrors int      `json:"max_concurrent_re_mirrors"` // most replicas being rebuilt at once
+	ConfigOps              int      `json:"config_ops"`                // authority requests checked by the configuration model
+	AuthorityLeaderChgs    int      `json:"authority_leader_changes"`
+	SyncParts              int      `json:"sync_parts"`     // catch-up parts sent (a member behind by more than MaxSyncBlocks)
+	SyncMultipart          int      `json:"sync_multipart"` // final Syncs sent that end a catch-up in parts
+	MaxSyncBlocks          int      `json:"max_sync_blocks"`
+	Shape                  string   `json:"shape"`
+	Replay                 string   `json:"replay"`
+	HTML                   []string `json:"html,omitempty"`
 	// Volumes: per volume, admission counts and simulated latency (spec sections 6 and 7).
 	Volumes []VolumeResult `json:"volumes"`
 }
@@ -107,6 +112,7 @@ func Run(o Options) Result {
 	w.checkDeletion()
 	if finalDone {
 		w.checkConvergence()
+		w.checkFullRF()
 	}
 	checkStart := time.Now()
 	res.HTML = w.checkHistory()
@@ -126,6 +132,8 @@ func Run(o Options) Result {
 	res.BitRots, res.DiskFulls, res.QoSChanges = w.bitrots, w.diskFulls, w.qosChanges
 	res.AuthorityMembers, res.AuthorityLeaderChgs = len(w.authorities()), w.leaderChanges
 	res.WipedMembers = w.wipes
+	res.WipedReplicas, res.ReMirrors, res.ReMirrorBytes = w.replicaWipes, w.reMirrors, w.reMirrorBytes
+	res.DegradedSeconds, res.MaxConcurrentReMirrors = w.degradedSeconds(), w.maxReMirrors
 	res.Messages = w.msgsSent
 	res.SyncParts, res.SyncMultipart, res.MaxSyncBlocks = w.syncParts, w.syncSeries, w.s.params.MaxSyncBlocks
 	res.SimSeconds = float64(w.q.now) / 1e9
@@ -165,6 +173,7 @@ func (w *world) setup() {
 	for i := 0; i < s.nodes; i++ {
 		p := s.params
 		p.Self, p.Zone, p.Authorities, p.Nodes = infos[i].Addr, infos[i].Zone, w.authorities(), infos
+		p.Disk = diskID(w.o.Seed, p.Self, 0)
 		sn := &simNode{addr: p.Self, zone: p.Zone, disk: newDisk(w.seedR.Uint64()), drift: s.drift[i], offset: s.offset[i], params: p,
 			tick: max(2*core.Millisecond, min(p.HeartbeatInterval, p.RetransmitTimeout)/4)}
 		w.nodes = append(w.nodes, sn)
@@ -183,6 +192,7 @@ func (w *world) setup() {
 		w.startClient(sc, 300*core.Millisecond+w.wrkR.Int63n(100*core.Millisecond))
 	}
 	w.scheduleFaults()
+	w.scheduleReplicaWipes()
 }
 
 // createVolumes asks the authority for every volume, retrying until it answers.

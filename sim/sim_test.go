@@ -121,9 +121,12 @@ func BenchmarkFaultFree(b *testing.B) {
 // write applied twice after the dedup window evicted it), 231 (a member promised to the old
 // primary while its own promotion request was in flight), 723 (a recovered authority revealed
 // a configuration it had never issued), 269 (a primary alone in its in-sync set served
-// under a lease while its own Grow request was in flight; the grown member was then promoted).
+// under a lease while its own Grow request was in flight; the grown member was then promoted),
+// 880038 (a primary restarted after a disk error in the same epoch and reused an LSN it had
+// already sent before the crash: a member's stale ack for the lost entry counted for the new
+// one; now a restarted primary renews its epoch first, DESIGN 2.4).
 func TestRegressionSeeds(t *testing.T) {
-	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269} {
+	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038} {
 		if r := Run(Options{Seed: seed}); r.Result != "ok" {
 			t.Errorf("seed %d: %s: %v\nreproduce with: %s", seed, r.Result, r.Violations, r.Replay)
 		}

@@ -70,8 +70,17 @@ type world struct {
 	authChangeSent, authChangeDone int64
 
 	cfgPending map[configKey]configPending
-	cfgOps     []histories.ConfigOp
-	cfgMeta    []configPending
+	// Replica-host wipes (sim/wipe.go) and what rebuilding them cost.
+	wipeR         *core.Rand
+	memberWiped   bool // an authority member lost its disk as a replica host
+	replicaWipes  int
+	reMirrors     int   // replicas grown back under a new disk
+	reMirrorBytes int64 // catch-up data sent to replicas whose disk is not the recorded one
+	maxReMirrors  int   // most replicas rebuilding at once
+	degradedNs    int64 // volume-time with fewer in-sync replicas than RF
+	degradedSince map[core.VolumeID]int64
+	cfgOps        []histories.ConfigOp
+	cfgMeta       []configPending
 
 	// doomed: a volume the operator deletes during the safety phase (0: none; sim/delete.go)
 	doomed    core.VolumeID
@@ -100,6 +109,7 @@ type simNode struct {
 	offset      int64
 	diskFree    int64
 	params      core.Params
+	wipes       int   // times its disk was wiped (its disk identity changes each time)
 	tick        int64 // how often the node's core is ticked (real time)
 }
 
@@ -150,7 +160,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func newWorld(o *Options) *world {
 	root := core.NewRand(o.Seed)
 	w := &world{o: o, hash: fnv.New64a(), issued: map[core.VolumeID][]issuedCfg{}, cut: map[[2]core.Addr]int{},
-		qosAgg: map[core.VolumeID]*volAgg{}, seen: map[counterKey]counterSeen{}, cfgPending: map[configKey]configPending{}}
+		qosAgg: map[core.VolumeID]*volAgg{}, seen: map[counterKey]counterSeen{}, cfgPending: map[configKey]configPending{},
+		degradedSince: map[core.VolumeID]int64{}}
 	w.s = drawShape(core.NewRand(root.Uint64()), o)
 	w.netR = core.NewRand(root.Uint64())
 	w.fltR = core.NewRand(root.Uint64())
@@ -324,7 +335,12 @@ func (w *world) onIssued(c core.Config) {
 		}
 	}
 	w.tracef("issued %v", c)
+	if len(hist) > 0 {
+		w.noteReMirrors(&hist[len(hist)-1].cfg, &c)
+	}
+	w.noteDegraded(&c)
 	w.issued[c.Volume] = append(hist, issuedCfg{at: w.q.now, cfg: c.Clone()})
+	w.noteRebuilding()
 }
 
 func (w *world) crash(sn *simNode) {

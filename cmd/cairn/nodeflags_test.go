@@ -27,6 +27,7 @@ func TestNodeFlagsValid(t *testing.T) {
 		t.Fatalf("config %+v", c)
 	}
 	p := c.params()
+	p.Disk = 1 // (the runner takes it from the data directory)
 	if err := p.Validate(); err != nil || p.Self != 2 || len(p.Nodes) != 3 {
 		t.Fatalf("params %+v: %v", p, err)
 	}

@@ -198,6 +198,12 @@ type campaignSummary struct {
 	Unnecessary    int      `json:"unnecessary_failovers"`
 	SyncParts      int      `json:"sync_parts"`     // catch-up parts sent
 	SyncMultipart  int      `json:"sync_multipart"` // catch-ups that went in parts, completed
+	WipedReplicas  int      `json:"wiped_replicas"` // replica hosts whose disk was lost
+	WipeSeeds      int      `json:"wipe_seeds"`     // seeds with at least one
+	ReMirrors      int      `json:"re_mirrors"`     // replicas rebuilt under a new disk
+	ReMirrorBytes  int64    `json:"re_mirror_bytes"`
+	DegradedSecs   float64  `json:"degraded_seconds"`
+	MaxReMirrors   int      `json:"max_concurrent_re_mirrors"`
 	CheckSeconds   float64  `json:"check_seconds"`
 	MaxCheck       float64  `json:"max_check_seconds"`
 	MaxCheckSeed   uint64   `json:"max_check_seed"`
@@ -272,6 +278,14 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 		s.Unnecessary += r.UnnecessaryFailovers
 		s.SyncParts += r.SyncParts
 		s.SyncMultipart += r.SyncMultipart
+		s.WipedReplicas += r.WipedReplicas
+		if r.WipedReplicas > 0 {
+			s.WipeSeeds++
+		}
+		s.ReMirrors += r.ReMirrors
+		s.ReMirrorBytes += r.ReMirrorBytes
+		s.DegradedSecs += r.DegradedSeconds
+		s.MaxReMirrors = max(s.MaxReMirrors, r.MaxConcurrentReMirrors)
 		s.CheckSeconds += r.CheckSeconds
 		if r.CheckSeconds > s.MaxCheck {
 			s.MaxCheck, s.MaxCheckSeed = r.CheckSeconds, r.Seed
@@ -288,8 +302,9 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 	}
 	s.WallSeconds = time.Since(start).Seconds()
 	s.SeedsPerSecond = float64(f.seeds) / s.WallSeconds
-	fmt.Fprintf(stdout, "%d seeds from %d: %d failed (%d violation, %d stuck)  %.2f seeds/s  sim %.0fs in wall %.1fs  ops=%d failovers=%d (unnecessary %d)\n",
-		s.Seeds, s.From, len(s.Failed), s.Violations, s.Stuck, s.SeedsPerSecond, s.SimSeconds, s.WallSeconds, s.Ops, s.Failovers, s.Unnecessary)
+	fmt.Fprintf(stdout, "%d seeds from %d: %d failed (%d violation, %d stuck)  %.2f seeds/s  sim %.0fs in wall %.1fs  ops=%d failovers=%d (unnecessary %d)  wiped replicas=%d in %d seeds, re-mirrors=%d\n",
+		s.Seeds, s.From, len(s.Failed), s.Violations, s.Stuck, s.SeedsPerSecond, s.SimSeconds, s.WallSeconds, s.Ops, s.Failovers, s.Unnecessary,
+		s.WipedReplicas, s.WipeSeeds, s.ReMirrors)
 	if f.json {
 		b, _ := json.Marshal(s)
 		fmt.Fprintln(stdout, string(b))
