@@ -244,6 +244,8 @@ type volumeJSON struct {
 	Primary  uint32   `json:"primary"`
 	InSync   []uint32 `json:"in_sync"`
 	Replicas []uint32 `json:"replicas"`
+	Disks    []string `json:"disks"`
+	State    string   `json:"state"`
 }
 
 // api calls the admin API of any live node, retrying 503s (no authority leader yet)

@@ -84,6 +84,13 @@ type VolumeJSON struct {
 	InSync   []core.Addr `json:"in_sync"`
 	Replicas []core.Addr `json:"replicas"`
 	QoS      core.QoS    `json:"qos"`
+	// Disks: per replica (as Replicas), the identity of the disk the authority recorded for
+	// it, in hex ("" before the primary's first Renew). A wiped disk comes back under a new
+	// one once it has been rebuilt (DESIGN 2.12).
+	Disks []string `json:"disks"`
+	// State: "healthy" (every replica in sync) or "degraded" (fewer in-sync replicas than
+	// the RF: one is down, catching up or being rebuilt).
+	State string `json:"state"`
 }
 
 // VolumesJSON is GET /v1/volumes.
@@ -100,8 +107,19 @@ func displayName(stored string, id core.VolumeID) string {
 }
 
 func volumeJSON(stored string, c core.Config) VolumeJSON {
-	return VolumeJSON{Name: displayName(stored, c.Volume), ID: uint32(c.Volume), SizeMiB: c.Blocks * core.BlockSize >> 20, RF: c.RF,
-		Epoch: uint64(c.Epoch), Primary: uint32(c.Primary), InSync: c.InSync, Replicas: c.Replicas, QoS: c.QoS}
+	v := VolumeJSON{Name: displayName(stored, c.Volume), ID: uint32(c.Volume), SizeMiB: c.Blocks * core.BlockSize >> 20, RF: c.RF,
+		Epoch: uint64(c.Epoch), Primary: uint32(c.Primary), InSync: c.InSync, Replicas: c.Replicas, QoS: c.QoS, State: "healthy"}
+	for _, r := range c.Replicas {
+		d := ""
+		if x := c.DiskOf(r); x != 0 {
+			d = fmt.Sprintf("%016x", x)
+		}
+		v.Disks = append(v.Disks, d)
+	}
+	if len(c.InSync) < int(c.RF) {
+		v.State = "degraded"
+	}
+	return v
 }
 
 // ask sends r to the cell; a failure is answered (503) and reported as nil.

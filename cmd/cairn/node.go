@@ -41,8 +41,12 @@ node serves any volume, forwarding to the primary. When a node goes away, its NB
 reconnect to another node; 'cairn attach' instead keeps its clients' connections
 across failovers, at the cost of one more process.
 
-A node whose disk was lost (or a new machine replacing an authority member) starts
-with --wiped: it rejoins the authority cell under a new identity.
+A node whose disk was lost starts again with the same command line on an empty
+--data-dir: the directory gets a new disk identity, and each volume's primary copies
+the whole volume to it before it counts as a replica again ('cairn volume show NAME':
+STATE degraded until then). Add --wiped when the node is a member of the authority cell
+(or a new machine replaces a member), so it rejoins the cell under a new identity
+instead of voting as the member it was.
 
 Flags:
 `

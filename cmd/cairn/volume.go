@@ -238,9 +238,9 @@ func printVolumes(w io.Writer, vols []netio.VolumeJSON) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tSIZE\tRF\tEPOCH\tPRIMARY\tIN SYNC\tREPLICAS\tQOS")
+	fmt.Fprintln(tw, "NAME\tID\tSIZE\tRF\tSTATE\tEPOCH\tPRIMARY\tIN SYNC\tREPLICAS\tQOS")
 	for _, v := range vols {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", v.Name, v.ID, mib(v.SizeMiB), v.RF, v.Epoch, v.Primary,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", v.Name, v.ID, mib(v.SizeMiB), v.RF, v.State, v.Epoch, v.Primary,
 			addrList(v.InSync), addrList(v.Replicas), qosText(v.QoS))
 	}
 	tw.Flush()
