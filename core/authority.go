@@ -381,7 +381,7 @@ func (a *authority) apply(c *authCmd) (Status, Config, string) {
 	case o.set:
 		a.set(o.cfg)
 		a.setName(o.cfg.Volume, o.name)
-		a.n.out.Issued = append(a.n.out.Issued, o.cfg.Clone())
+		a.n.out.Issued = append(a.n.out.Issued, IssuedConfig{Config: o.cfg.Clone(), From: c.from, ReqID: r.ReqID})
 		if a.cell.leading() {
 			a.announce(o.cfg)
 		}

@@ -121,7 +121,7 @@ func (a *authority) startCell(d cellDisk) error {
 		}
 		a.cell.applied = d.snap.Index
 		for _, id := range a.ids { // durable and applied: announce as issued (the checks saw every change)
-			a.n.out.Issued = append(a.n.out.Issued, a.configs[id].Clone())
+			a.n.out.Issued = append(a.n.out.Issued, IssuedConfig{Config: a.configs[id].Clone()})
 		}
 	}
 	return nil
@@ -251,7 +251,7 @@ func (c *cell) process() {
 			}
 			c.applied = rd.Snapshot.Index
 			for _, id := range c.a.ids {
-				n.out.Issued = append(n.out.Issued, c.a.configs[id].Clone())
+				n.out.Issued = append(n.out.Issued, IssuedConfig{Config: c.a.configs[id].Clone()})
 			}
 		}
 		for _, e := range rd.Committed {

@@ -249,7 +249,9 @@ func (c *cluster) flush(h *hnode) {
 		if out.Fatal != nil {
 			c.t.Fatalf("node %d fatal: %v", h.addr, out.Fatal)
 		}
-		c.issued = append(c.issued, out.Issued...)
+		for _, ic := range out.Issued {
+			c.issued = append(c.issued, ic.Config)
+		}
 		for _, e := range out.Msgs {
 			c.post(h.addr, e.To, e.Msg)
 		}

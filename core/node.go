@@ -19,10 +19,19 @@ type Output struct {
 	Msgs []Envelope
 	Ops  []StorageOp
 	// Issued lists configurations the authority made durable and announced (for the simulator's checks).
-	Issued []Config
+	Issued []IssuedConfig
 	// Fatal is set when the node cannot go on (a storage error): the driver must stop it
 	// and may restart it from its storage.
 	Fatal error
+}
+
+// IssuedConfig is a configuration the authority applied and the request that made it
+// (From and ReqID 0: re-announced from a snapshot), so a checker can tell exactly which
+// unanswered request took effect.
+type IssuedConfig struct {
+	Config Config
+	From   Addr
+	ReqID  uint64
 }
 
 // Node is one storage node's state machine. It is not safe for concurrent use: one

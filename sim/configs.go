@@ -23,6 +23,7 @@ type configPending struct {
 	idx int // position in w.cfgOps
 	qos core.QoS
 	vol core.VolumeID
+	key configKey
 }
 
 // recordAuthRequest notes a request's first send.
@@ -58,7 +59,7 @@ func (w *world) recordAuthRequest(from core.Addr, r *core.AuthRequest) {
 		return
 	}
 	q, _ := r.QoS.Normalize()
-	w.cfgPending[k] = configPending{idx: len(w.cfgOps), qos: q, vol: r.Vol}
+	w.cfgPending[k] = configPending{idx: len(w.cfgOps), qos: q, vol: r.Vol, key: k}
 	w.cfgOps = append(w.cfgOps, op)
 	w.cfgMeta = append(w.cfgMeta, w.cfgPending[k])
 }
@@ -98,23 +99,25 @@ func configState(c core.Config) histories.ConfigState {
 	return histories.ConfigState{Epoch: uint64(c.Epoch), Value: fmt.Sprintf("%v qos=%+v", c, c.QoS)}
 }
 
-// checkConfigs resolves what each unanswered change would have produced (the authority's
-// issued configurations say it) and runs the model.
+// checkConfigs resolves what each unanswered change produced, if it took effect (every
+// issued configuration names the request that made it), and runs the model.
 func (w *world) checkConfigs() []string {
 	h := &histories.ConfigHistory{}
+	made := map[configKey]core.Config{}
+	for _, hist := range w.issued { // order-independent: fills a map
+		for _, ic := range hist {
+			if ic.by != (configKey{}) {
+				made[ic.by] = ic.cfg
+			}
+		}
+	}
 	for i, p := range w.cfgMeta {
 		op := &w.cfgOps[i]
 		if !op.Unknown {
 			continue
 		}
-		for _, ic := range w.issued[p.vol] {
-			c := ic.cfg
-			switch {
-			case op.Kind == histories.ConfigCreate && c.Epoch == 1,
-				op.Kind == histories.ConfigCAS && uint64(c.Epoch) == op.FromEpoch+1,
-				op.Kind == histories.ConfigSet && ic.at >= op.Call && c.QoS == p.qos && op.Resolved.Epoch == 0:
-				op.Resolved = configState(c)
-			}
+		if c, ok := made[p.key]; ok {
+			op.Resolved = configState(c)
 		}
 	}
 	for _, op := range w.cfgOps {

@@ -94,6 +94,7 @@ type world struct {
 type issuedCfg struct {
 	at  int64
 	cfg core.Config
+	by  configKey // the request that made it (zero until a member applies it from the log)
 }
 
 type simNode struct {
@@ -305,7 +306,12 @@ func (w *world) checkAck(sn *simNode, r *core.ClientReply) {
 	}
 }
 
-func (w *world) onIssued(c core.Config) {
+func (w *world) onIssued(ic core.IssuedConfig) {
+	c := ic.Config
+	by := configKey{}
+	if ic.From != 0 {
+		by = configKey{ic.From, ic.ReqID, c.Volume}
+	}
 	hist := w.issued[c.Volume]
 	if len(hist) > 0 {
 		prev := hist[len(hist)-1].cfg
@@ -318,6 +324,10 @@ func (w *world) onIssued(c core.Config) {
 				w.violation("authority issued epoch %d for volume %d after epoch %d", c.Epoch, c.Volume, prev.Epoch)
 			case hist[i].cfg.String() != c.String() || hist[i].cfg.QoS != c.QoS:
 				w.violation("authority issued two configurations for epoch %d: %v and %v", c.Epoch, hist[i].cfg, c)
+			case hist[i].by == (configKey{}):
+				hist[i].by = by
+			case by != (configKey{}) && by != hist[i].by:
+				w.violation("authority issued epoch %d of volume %d for two requests: %+v and %+v", c.Epoch, c.Volume, hist[i].by, by)
 			}
 			return
 		}
@@ -339,7 +349,7 @@ func (w *world) onIssued(c core.Config) {
 		w.noteReMirrors(&hist[len(hist)-1].cfg, &c)
 	}
 	w.noteDegraded(&c)
-	w.issued[c.Volume] = append(hist, issuedCfg{at: w.q.now, cfg: c.Clone()})
+	w.issued[c.Volume] = append(hist, issuedCfg{at: w.q.now, cfg: c.Clone(), by: by})
 	w.noteRebuilding()
 }
 
