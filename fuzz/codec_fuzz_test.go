@@ -105,7 +105,7 @@ func FuzzDecodeMessage(f *testing.F) {
 			f.Add(enc[:n])
 		}
 		f.Add(append(bytes.Clone(enc), 0))                        // trailing byte
-		f.Add(append([]byte{2}, enc[1:]...))                      // wrong version
+		f.Add(append([]byte{core.WireVersion + 1}, enc[1:]...))   // wrong version
 		f.Add(append([]byte{core.WireVersion, 0xff}, enc[2:]...)) // unknown kind
 		if enc[2] < 0x80 {                                        // the first field as an overlong (non-minimal) varint
 			f.Add(append([]byte{core.WireVersion, enc[1], enc[2] | 0x80, 0}, enc[3:]...))
