@@ -498,3 +498,34 @@ func TestScenarioRestartedPrimaryRenews(t *testing.T) {
 	}
 	c.readOK(1, fill(0, 1)) // the lost entry was never acknowledged and is undone everywhere
 }
+
+// A member that asked for a catch-up and then follows the primary's log again ignores the
+// catch-up's late answer: applying it would roll its log back below an entry the primary
+// already counts as its (seed 7001450 lost an acknowledged write that way).
+func TestScenarioLateSyncIgnored(t *testing.T) {
+	c, cfg, p, m := setup(t, nil)
+	s := m[1]
+	c.writeOK(0, fill(1, 1))
+	c.run(c.node(p).p.HeartbeatInterval) // the member learns the commit point
+	v := c.vol(s)
+	last := v.last
+	// The primary wants the member's state: the member asks for a catch-up from its log
+	// (held back: the answer below is the one we send).
+	c.drop = func(from, to Addr, _ Message) bool { return from == s && to == p }
+	c.inject(p, s, &Heartbeat{Vol: hVol, Config: cfg, SentAt: hBase + c.now, Commit: last, WantState: true})
+	if v.series.epoch != cfg.Epoch {
+		t.Fatalf("the member did not ask for a catch-up: series %+v", v.series)
+	}
+	base := v.series.base
+	// It then takes the next entry in order, so its log follows the primary's again.
+	c.inject(p, s, &Replicate{Vol: hVol, Config: cfg, Commit: last, PrevEpoch: v.lastEpoch,
+		Entry: Entry{LSN: last + 1, Epoch: cfg.Epoch, Client: 77, Req: 1, Oldest: 1, Block: 1, Data: fill(0x77, 1)}})
+	if v.last != last+1 {
+		t.Fatalf("member did not take the entry: last %d", v.last)
+	}
+	// The answer to its request arrives late: the primary's state at the old point.
+	c.inject(p, s, &Sync{Vol: hVol, Epoch: cfg.Epoch, From: base, Upto: last, UptoEpoch: v.lastEpoch, Commit: last, ReqBase: base})
+	if v.last != last+1 || !bytes.Equal(c.stored(s, 1, 1), fill(0x77, 1)) {
+		t.Fatalf("a late Sync rolled the member back: last %d (want %d)", v.last, last+1)
+	}
+}

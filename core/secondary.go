@@ -57,6 +57,14 @@ func (n *Node) acceptReplicate(v *volume, m *Replicate) bool {
 	e := &m.Entry
 	switch {
 	case e.LSN == v.last+1 && m.PrevEpoch == v.lastEpoch:
+		// Our log follows the primary's again: a catch-up we asked for and that has not
+		// started is moot. Its answer, still in flight, would be the primary's state at an
+		// LSN we have passed, and applying it would drop this entry, which the primary counts
+		// as ours once we acknowledge it (seed 7001450: a write acknowledged on that count was
+		// lost when this member was promoted). Forgetting the request makes us ignore it.
+		if !v.syncing {
+			v.series = syncSeries{}
+		}
 		mu := &mutation{entry: e}
 		v.logMutation(mu)
 		v.matched = e.LSN

@@ -201,12 +201,13 @@ func newClusterWith(t *testing.T, o clusterOptions) *cluster {
 	return c
 }
 
-// start runs node i+1 from its data directory (a restart reuses it).
-func (c *cluster) start(i int) {
+// start runs node i+1 from its data directory (a restart reuses it), with extra flags.
+func (c *cluster) start(i int, extra ...string) {
 	c.t.Helper()
 	name := fmt.Sprintf("node%d", i+1)
 	args := []string{c.bin, "node", "--id", fmt.Sprint(i + 1), "--peers", c.peers, "--data-dir", filepath.Join(c.dir, name),
 		"--admin", c.admin[i], "--log-level", "info"}
+	args = append(args, extra...)
 	if c.bind != nil {
 		args = append(args, "--listen", c.bind[i])
 	}

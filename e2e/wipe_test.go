@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,8 @@ func TestWipedReplicaNeverServesWhatItLost(t *testing.T) {
 			}
 		}
 	}
+	// wipe loses node n's disk. The same command line is refused (the cluster records
+	// replicas there); the operator then says it is a replacement (--wiped).
 	wipe := func(n int) {
 		t.Helper()
 		c.nodes[n-1].signal(t, syscall.SIGKILL)
@@ -81,6 +84,20 @@ func TestWipedReplicaNeverServesWhatItLost(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.start(n - 1)
+		deadline := time.Now().Add(20 * time.Second)
+		for !c.nodes[n-1].exited() {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d started on an empty data directory where the cluster expects its replicas", n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if out := c.nodes[n-1].tail(); !strings.Contains(out, "start it again with --wiped") {
+			t.Fatalf("node %d refused the empty directory without saying what to do:\n%s", n, out)
+		}
+		if _, err := os.Stat(filepath.Join(c.dir, fmt.Sprintf("node%d", n), "cairn-node.json")); err == nil {
+			t.Fatalf("node %d claimed the directory it refused", n)
+		}
+		c.start(n-1, "--wiped")
 		c.waitHealthy(n - 1)
 	}
 	// rebuilt waits until node n is in sync again under a disk other than old.

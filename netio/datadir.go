@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/cairnstore/cairn/core"
 )
@@ -113,4 +116,52 @@ func writeDurably(dir, name string, b []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// DataDirClaimed reports whether dir already holds a node's identity file: false for a new
+// (or wiped) data directory.
+func DataDirClaimed(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, identityFile))
+	return err == nil
+}
+
+// ErrDiskLost: the cluster records replicas on this node that an empty data directory
+// cannot hold.
+var ErrDiskLost = errors.New("the cluster expects data on this node")
+
+// CheckNewDataDir asks the authority cell, before a node starts on a new data directory,
+// whether the cluster records replicas on that node: then the directory is a lost disk,
+// not a new node, and the node must be started as a replacement (--wiped), so that its
+// replicas are rebuilt from the other copies and, if it is an authority member, it
+// rejoins the cell under a new identity. It returns an error wrapping ErrDiskLost that
+// names the volumes. A cell that does not answer within wait (a brand-new cluster whose
+// members are starting) is taken as "no replicas": nothing is refused.
+func CheckNewDataDir(ctx context.Context, cl *Client, self core.Addr, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	vols, err := listVolumes(ctx, cl)
+	if err != nil {
+		if errors.Is(err, errBadListing) {
+			return err
+		}
+		return nil // no answer: a new cluster
+	}
+	var names []string
+	for _, e := range vols {
+		if e.Config.IsReplica(self) && e.Config.DiskOf(self) != 0 {
+			names = append(names, displayName(e.Name, e.Config.Volume))
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	shown := names[:min(len(names), 8)]
+	more := ""
+	if len(names) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(names)-len(shown))
+	}
+	return fmt.Errorf("%w: its data directory is new, but node %d holds replicas of %d volume(s) (%s%s): "+
+		"if its disk was lost, start it again with --wiped: each volume's primary then copies the volume to it, "+
+		"and it rejoins the authority cell under a new identity; if --data-dir points at the wrong directory, fix it",
+		ErrDiskLost, self, len(names), strings.Join(shown, ", "), more)
 }

@@ -124,9 +124,12 @@ func BenchmarkFaultFree(b *testing.B) {
 // under a lease while its own Grow request was in flight; the grown member was then promoted),
 // 880038 (a primary restarted after a disk error in the same epoch and reused an LSN it had
 // already sent before the crash: a member's stale ack for the lost entry counted for the new
-// one; now a restarted primary renews its epoch first, DESIGN 2.4).
+// one; now a restarted primary renews its epoch first, DESIGN 2.4), 7001450 (a member that
+// asked for a catch-up then took the next entry; the catch-up's late answer rolled its log
+// back below an entry the primary counted as its, and the member was promoted without that
+// acknowledged write; now such an answer is ignored, DESIGN 2.5).
 func TestRegressionSeeds(t *testing.T) {
-	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038} {
+	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038, 7001450} {
 		if r := Run(Options{Seed: seed}); r.Result != "ok" {
 			t.Errorf("seed %d: %s: %v\nreproduce with: %s", seed, r.Result, r.Violations, r.Replay)
 		}

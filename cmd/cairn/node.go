@@ -70,6 +70,14 @@ func nodeMain(args []string, stdout, stderr io.Writer) int {
 			peers[p.id] = p.addr
 		}
 	}
+	if !c.wiped && !netio.DataDirClaimed(c.dataDir) {
+		// A new data directory: refuse it if the cluster records replicas on this node (a
+		// lost disk must be started as one, --wiped), before it claims the directory.
+		if err := checkNewDataDir(c, log); err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+	}
 	r, err := netio.NewRunner(netio.RunnerConfig{Params: c.params(), DataDir: c.dataDir, Log: log,
 		Transport: netio.TransportConfig{Listen: c.listen, Peers: peers}})
 	if err != nil {
@@ -171,4 +179,32 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
 	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// newDataDirWait bounds how long a node on a new data directory waits for the authority
+// cell to say whether it expects data on the node (a brand-new cluster's cell may not be
+// up yet: then nothing is refused).
+const newDataDirWait = 3 * time.Second
+
+func checkNewDataDir(c *nodeConfig, log *slog.Logger) error {
+	book := map[core.Addr]string{}
+	for _, p := range c.peers {
+		if p.id != c.id {
+			book[p.id] = p.addr
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), newDataDirWait+time.Second)
+	defer cancel()
+	cl, err := netio.NewClient(ctx, netio.ClientConfig{ID: 0x7000_0000 + c.id, Session: uint64(time.Now().UnixNano()),
+		Authorities: c.authorities, Peers: book, Log: newLogger(io.Discard, "error", "text")})
+	if err != nil {
+		return fmt.Errorf("ask the cluster about the new data directory: %w", err)
+	}
+	defer cl.Close()
+	if err := netio.CheckNewDataDir(ctx, cl, c.id, newDataDirWait); err != nil {
+		return err
+	}
+	log.Info("new data directory: the cluster records no replicas on this node (or its authority cell is not up yet: a new cluster)",
+		"dir", c.dataDir)
+	return nil
 }

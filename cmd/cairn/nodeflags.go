@@ -137,7 +137,7 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.StringVar(&c.dataDir, "data-dir", envDefault("CAIRN_DATA_DIR", ""), "`DIR` holding this node's journal and blocks (env CAIRN_DATA_DIR)")
 	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
 	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
-	fs.BoolVar(&c.wiped, "wiped", wipedEnv, "this node's disk was lost or it replaces a member: rejoin the authority cell under a new identity (env CAIRN_WIPED)")
+	fs.BoolVar(&c.wiped, "wiped", wipedEnv, "this node's disk was lost (or a new machine replaces it): its volumes are rebuilt onto the new disk, and an authority member rejoins the cell under a new identity; without it, a new data directory where the cluster records replicas is refused (env CAIRN_WIPED)")
 	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler (net/http/pprof) under /debug/pprof/ on the admin API, e.g. go tool pprof http://ADMIN/debug/pprof/profile?seconds=10")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", envDefault("CAIRN_LOG_FORMAT", "text"), "text or json")
