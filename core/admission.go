@@ -203,7 +203,8 @@ func (n *Node) Counters(vol VolumeID) (VolumeStats, bool) {
 func (n *Node) nodeStats() NodeStats {
 	return NodeStats{Self: n.p.Self, GlobalRate: n.global.Rate(), GlobalTokens: n.global.Tokens(n.now),
 		DiskLatency: n.global.LatencyEWMA(), StorageQueue: len(n.inflight),
-		SyncPartsSent: n.syncPartsSent, SyncPartsApplied: n.syncPartsApplied, SyncSeriesDone: n.syncSeriesDone}
+		SyncPartsSent: n.syncPartsSent, SyncPartsApplied: n.syncPartsApplied, SyncSeriesDone: n.syncSeriesDone,
+		ReMirrorBytes: n.reMirrorBytes}
 }
 
 func (n *Node) volumeStats(v *volume, withLatency bool) (VolumeStats, bool) {
@@ -213,6 +214,14 @@ func (n *Node) volumeStats(v *volume, withLatency bool) (VolumeStats, bool) {
 	st := v.st
 	vs := VolumeStats{Volume: v.cfg.Volume, Primary: v.prim != nil, QoS: v.cfg.QoS, Admitted: st.admitted,
 		Lent: st.lent, Throttled: st.throttled, Busy: st.busy, Queued: len(v.q.queue), Credits: v.credits(n.now)}
+	if p := v.prim; p != nil {
+		vs.RF, vs.InSync = v.cfg.RF, len(v.cfg.InSync)
+		for _, r := range v.cfg.Replicas {
+			if m := p.members[r]; m != nil && m.stranger(v, r) {
+				vs.Rebuilding++
+			}
+		}
+	}
 	if withLatency {
 		for i, h := range st.lat {
 			c, _ := hist.New(h.Config())

@@ -71,6 +71,7 @@ type Node struct {
 	tickCount       uint64
 
 	syncPartsSent, syncPartsApplied, syncSeriesDone uint64 // NodeStats
+	reMirrorBytes                                   uint64 // NodeStats
 }
 
 type opWait struct {

@@ -567,6 +567,9 @@ func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from 
 	}
 	m.wantState = false
 	m.sent = max(m.match, s.Upto)
+	if m.stranger(v, to) {
+		n.reMirrorBytes += uint64(len(s.Blocks)) * BlockSize
+	}
 	n.send(to, s)
 }
 
@@ -613,6 +616,9 @@ func (n *Node) sendSyncPart(v *volume, to Addr, a *ReplicaAck, base LSN, dirty [
 		return // a corrupt block is being repaired; the member asks again
 	}
 	n.syncPartsSent++
+	if m := v.prim.members[to]; m != nil && m.stranger(v, to) {
+		n.reMirrorBytes += uint64(len(p.Blocks)) * BlockSize
+	}
 	n.send(to, p)
 }
 

@@ -38,6 +38,12 @@ type VolumeStats struct {
 	Busy      uint64 // requests refused with StatusBusy because the queue was full
 	Queued    int    // requests waiting now
 	Credits   int64  // burst credits now
+	// Redundancy, as the primary sees it (zero on a node that is not the primary): the
+	// in-sync replicas (the primary included) of the RF, and the members being rebuilt (their
+	// disk is not the one recorded: wiped or replaced, DESIGN 2.12).
+	RF         uint8
+	InSync     int
+	Rebuilding int
 
 	// Latency from a request's arrival at the primary to its OK reply, per OpClass, in
 	// nanoseconds of the node's clock. Copies: the caller owns them.
@@ -54,5 +60,8 @@ type NodeStats struct {
 	// Catch-up in parts (DESIGN 2.5) since the node started: parts sent as a primary,
 	// parts applied as a member, and multi-part catch-ups completed (final Syncs applied).
 	SyncPartsSent, SyncPartsApplied, SyncSeriesDone uint64
-	Volumes                                         []VolumeStats
+	// ReMirrorBytes: catch-up data (block images) this node sent, as a primary, to members
+	// being rebuilt (DESIGN 2.12), since it started.
+	ReMirrorBytes uint64
+	Volumes       []VolumeStats
 }

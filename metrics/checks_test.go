@@ -53,6 +53,19 @@ func (f *fixture) checkVolumes(t *testing.T, fams map[string]*dto.MetricFamily) 
 			}
 		}
 	}
+	// Redundancy comes from the primary only: volume 3 (2 of 3 in sync, 1 rebuilding).
+	for name, want := range map[string]float64{
+		"cairn_volume_in_sync_replicas":    2,
+		"cairn_volume_under_replicated":    1,
+		"cairn_volume_rebuilding_replicas": 1,
+	} {
+		if ms := fams[name].GetMetric(); len(ms) != 1 || labelString(ms[0]) != labelString(series(t, fams, name, map[string]string{"node": "7", "volume": "3"})) || ms[0].GetGauge().GetValue() != want {
+			t.Errorf("%s: %v, want one series for volume 3 = %v", name, ms, want)
+		}
+	}
+	if got := series(t, fams, "cairn_node_remirror_bytes_total", map[string]string{"node": "7"}).GetCounter().GetValue(); got != 1<<30 {
+		t.Errorf("cairn_node_remirror_bytes_total = %v, want %v", got, 1<<30)
+	}
 	// Latency series for volume 3 read/write and volume 11 write/flush; nil ones skipped.
 	for _, name := range []string{"cairn_volume_latency_seconds", "cairn_volume_latency_quantile_seconds"} {
 		var got []string

@@ -36,6 +36,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.gauge(c.d.globalTokens, float64(s.GlobalTokens), node)
 	e.gauge(c.d.diskLatency, seconds(s.DiskLatency), node)
 	e.gauge(c.d.storageQueue, float64(s.StorageQueue), node)
+	e.counter(c.d.reMirrorBytes, float64(s.ReMirrorBytes), node)
 	for i := range s.Volumes {
 		c.collectVolume(e, node, &s.Volumes[i])
 	}
@@ -57,6 +58,15 @@ func (c *Collector) collectVolume(e emitter, node string, v *core.VolumeStats) {
 		primary = 1
 	}
 	e.gauge(c.d.primary, primary, node, vol)
+	if v.Primary {
+		under := 0.0
+		if v.InSync < int(v.RF) {
+			under = 1
+		}
+		e.gauge(c.d.inSync, float64(v.InSync), node, vol)
+		e.gauge(c.d.underReplicated, under, node, vol)
+		e.gauge(c.d.rebuilding, float64(v.Rebuilding), node, vol)
+	}
 	for op, h := range v.Latency {
 		if h == nil {
 			continue

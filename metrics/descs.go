@@ -21,6 +21,9 @@ type descs struct {
 	admitted, lent, throttled, busy  *prometheus.Desc // labels node, volume
 	queued, credits, iops, burstIOPS *prometheus.Desc
 	primary                          *prometheus.Desc
+	inSync, underReplicated          *prometheus.Desc // labels node, volume (from the primary)
+	rebuilding                       *prometheus.Desc
+	reMirrorBytes                    *prometheus.Desc // label node
 
 	globalRate, globalTokens, diskLatency, storageQueue *prometheus.Desc // label node
 }
@@ -62,6 +65,15 @@ func newDescs() *descs {
 			"The most operations per second the volume may run while it has burst credits.", vol),
 		primary: d("volume_primary",
 			"1 if this node is the volume's primary now, 0 otherwise.", vol),
+		inSync: d("volume_in_sync_replicas",
+			"Replicas of the volume in its in-sync set, the primary included (reported by its primary).", vol),
+		underReplicated: d("volume_under_replicated",
+			"1 if fewer of the volume's replicas are in sync than its replication factor "+
+				"(reported by its primary), 0 otherwise.", vol),
+		rebuilding: d("volume_rebuilding_replicas",
+			"Replicas of the volume being rebuilt onto a new disk (wiped or replaced), as its primary sees them.", vol),
+		reMirrorBytes: d("node_remirror_bytes_total",
+			"Block data this node sent, as a primary, to replicas being rebuilt onto a new disk.", node),
 
 		globalRate: d("node_global_rate_ops",
 			"Operations per second the node admits across all volumes, adapted to its "+
@@ -82,7 +94,8 @@ func (d *descs) all() []*prometheus.Desc {
 		d.latency, d.latencyQuantile,
 		d.admitted, d.lent, d.throttled, d.busy,
 		d.queued, d.credits, d.iops, d.burstIOPS, d.primary,
-		d.globalRate, d.globalTokens, d.diskLatency, d.storageQueue,
+		d.inSync, d.underReplicated, d.rebuilding,
+		d.globalRate, d.globalTokens, d.diskLatency, d.storageQueue, d.reMirrorBytes,
 	}
 }
 

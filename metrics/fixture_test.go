@@ -25,11 +25,12 @@ func newFixture(t testing.TB) *fixture {
 	f.wr11 = append(f.wr11, 12_000_000_000, 1)
 	empty := newHist(t, nil)
 	f.stats = core.NodeStats{
-		Self: 7, GlobalRate: 12345, GlobalTokens: -17, DiskLatency: 1_500_000, StorageQueue: 9,
+		Self: 7, GlobalRate: 12345, GlobalTokens: -17, DiskLatency: 1_500_000, StorageQueue: 9, ReMirrorBytes: 1 << 30,
 		Volumes: []core.VolumeStats{{
 			Volume: 3, Primary: true,
 			QoS:      core.QoS{IOPS: 1000, BurstIOPS: 3000, BurstCredits: 50_000},
 			Admitted: 1500, Lent: 40, Throttled: 25, Busy: 2, Queued: 4, Credits: 777,
+			RF: 3, InSync: 2, Rebuilding: 1,
 			Latency: [core.NumOpClasses]*hist.Histogram{newHist(t, f.read3), newHist(t, f.wr3), nil},
 		}, {
 			Volume: 11, Admitted: 5, Credits: -3,
