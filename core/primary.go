@@ -514,6 +514,12 @@ func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
 		m.wantState = true
 		return // answered once the new epoch is granted (the member asks again)
 	}
+	if e, ok := v.epochAt(a.Last); !a.Syncing && a.Last <= v.last && ok && e == a.LastEpoch {
+		// Its log matches ours up to a.Last: count that, so that the answer (sendFinalSync)
+		// never resets it below (an acknowledgement of a.Last may be overtaken by this
+		// request, or still be on its way).
+		m.match = max(m.match, a.Last)
+	}
 	req := syncReq{commit: a.CommitKnown, base: a.SyncBase, start: a.SyncStart, round: a.SyncRound, cursor: a.SyncCursor}
 	if req == m.syncReq && n.now-m.lastSync < n.p.RetransmitTimeout {
 		return // a repeat: answered at most once per RetransmitTimeout
@@ -559,6 +565,15 @@ func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
 }
 
 func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from LSN, blocks []uint64) {
+	if v.applied < m.match {
+		// The member holds entries past our block store's state that we count as its (it
+		// acknowledged them; we commit on them). A Sync now would reset its log to our
+		// applied point and drop them behind our back (seed 9200120 lost an acknowledged
+		// write so: the member was promoted later). Its log matches ours up to m.match, so
+		// nothing there needs undoing: answer once our applied point has reached m.match
+		// (the entries commit on its acknowledgement; it asks again meanwhile).
+		return
+	}
 	s := &Sync{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, From: from, Upto: v.applied, UptoEpoch: v.appliedEpoch,
 		Commit: min(v.commit, v.applied), Dedup: v.dedup.upTo(v.applied), ReqBase: a.SyncBase, Round: a.SyncRound}
 	var err error

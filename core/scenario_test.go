@@ -529,3 +529,39 @@ func TestScenarioLateSyncIgnored(t *testing.T) {
 		t.Fatalf("a late Sync rolled the member back: last %d (want %d)", v.last, last+1)
 	}
 }
+
+// The primary never answers a catch-up request with a Sync below what it counts as the
+// member's: the Sync would reset the member's log and drop entries the primary commits on
+// (seed 9200120 lost an acknowledged write when that member was promoted).
+func TestScenarioSyncNeverBelowMatch(t *testing.T) {
+	c, cfg, p, m := setup(t, nil)
+	s, other := m[1], m[0]
+	c.writeOK(0, fill(1, 1))
+	// The other member's appends hang: the next write is on s but not committed.
+	c.node(other).manual = true
+	w := c.write(1, fill(2, 1))
+	pv, sv := c.vol(p), c.vol(s)
+	if sv.durable != pv.last || pv.applied >= pv.last {
+		t.Fatalf("setup: member durable %d, primary last %d applied %d", sv.durable, pv.last, pv.applied)
+	}
+	// A catch-up request from s that its log overtook (its ack of the new entry came first).
+	c.inject(s, p, &ReplicaAck{Vol: hVol, Epoch: cfg.Epoch, Last: sv.durable, LastEpoch: sv.durableEpoch, NeedSync: true,
+		CommitKnown: pv.applied, Dirty: []uint64{1}, SyncBase: pv.applied, Disk: hDisk(s, 0)})
+	for _, tr := range traceOf(c, func(tr traced, x *Sync) bool { return tr.from == p && tr.to == s }) {
+		if x := tr.msg.(*Sync); x.Upto < sv.durable {
+			t.Fatalf("the primary answered with a Sync to %d, below the member's %d it counts", x.Upto, sv.durable)
+		}
+	}
+	// Once the entry commits, the member is answered and stays whole.
+	h := c.node(other)
+	h.manual = false
+	for len(h.st.inflight) > 0 {
+		c.completeOne(h)
+		c.flush(h)
+	}
+	c.waitOK(w, 2*Second)
+	c.run(Second)
+	if !bytes.Equal(c.stored(s, 0, 2), c.stored(p, 0, 2)) || sv.last != pv.last {
+		t.Fatalf("member differs from the primary: last %d vs %d", sv.last, pv.last)
+	}
+}

@@ -127,9 +127,12 @@ func BenchmarkFaultFree(b *testing.B) {
 // one; now a restarted primary renews its epoch first, DESIGN 2.4), 7001450 (a member that
 // asked for a catch-up then took the next entry; the catch-up's late answer rolled its log
 // back below an entry the primary counted as its, and the member was promoted without that
-// acknowledged write; now such an answer is ignored, DESIGN 2.5).
+// acknowledged write; now such an answer is ignored, DESIGN 2.5), 9200120 (a primary answered
+// a member's catch-up request with a Sync to its applied point, below entries the member had
+// acknowledged and the primary committed on; the Sync dropped them and the member was promoted
+// later; now a Sync never goes below what the primary counts as the member's).
 func TestRegressionSeeds(t *testing.T) {
-	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038, 7001450} {
+	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038, 7001450, 9200120} {
 		if r := Run(Options{Seed: seed}); r.Result != "ok" {
 			t.Errorf("seed %d: %s: %v\nreproduce with: %s", seed, r.Result, r.Violations, r.Replay)
 		}
