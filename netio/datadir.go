@@ -125,8 +125,8 @@ func DataDirClaimed(dir string) bool {
 	return err == nil
 }
 
-// ErrDiskLost: the cluster records replicas on this node that an empty data directory
-// cannot hold.
+// ErrDiskLost is returned when the cluster records replicas on this node, which an empty
+// data directory cannot hold.
 var ErrDiskLost = errors.New("the cluster expects data on this node")
 
 // CheckNewDataDir asks the authority cell, before a node starts on a new data directory,
