@@ -91,3 +91,34 @@ func TestScenarioWipedMemberNeverPromoted(t *testing.T) {
 		t.Fatal("the rebuilt member differs from the primary")
 	}
 }
+
+// The primary's disk is lost: it comes back empty while the configuration still names it
+// primary. It does not act as one (nor answer the authority's probes), so a member that
+// holds the data takes over; then the wiped node is rebuilt like any other.
+func TestScenarioWipedPrimaryStepsAside(t *testing.T) {
+	c, _, p, _ := setup(t, func(p *Params) { p.Nodes = p.Nodes[1:] }) // the authority hosts none
+	for b := range uint64(4) {
+		c.writeOK(b, fill(byte(0x60+b), 1))
+	}
+	c.wipe(p, 1)
+	c.start(c.node(p))
+	c.inject(hAuth, p, &ConfigPush{Config: c.authCfg()}) // as a new cell leader would
+	if v := c.vol(p); v == nil || v.prim != nil || v.cfg.Primary != p {
+		t.Fatalf("the wiped primary: volume %v, acting %v", v != nil, v != nil && v.prim != nil)
+	}
+	c.runUntil(10*Second, "a member takes over", func() bool { return c.authCfg().Primary != p })
+	if n := len(traceOf(c, func(tr traced, _ *ProbeAck) bool { return tr.from == p })); n != 0 {
+		t.Fatalf("the wiped primary answered %d probes", n)
+	}
+	for b := range uint64(4) {
+		c.readOK(b, fill(byte(0x60+b), 1))
+	}
+	c.runUntil(10*Second, "the wiped node rebuilt", func() bool {
+		ac := c.authCfg()
+		return ac.IsInSync(p) && ac.DiskOf(p) == hDisk(p, 1)
+	})
+	np := c.authCfg().Primary
+	if !bytes.Equal(c.stored(p, 0, int(hBlocks)), c.stored(np, 0, int(hBlocks))) {
+		t.Fatal("the rebuilt node differs from the new primary")
+	}
+}
