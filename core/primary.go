@@ -140,8 +140,8 @@ func unboundInSync(c *Config) bool {
 
 // unboundMembers: some other replica has no recorded disk and has not answered us yet.
 func (n *Node) unboundMembers(v *volume) bool {
-	for i, r := range v.cfg.Replicas {
-		if r == n.p.Self || (i < len(v.cfg.Disks) && v.cfg.Disks[i] != 0) {
+	for _, r := range v.cfg.Replicas {
+		if r == n.p.Self || v.cfg.DiskOf(r) != 0 {
 			continue
 		}
 		if m := v.prim.members[r]; m == nil || m.disk == 0 {
@@ -453,8 +453,7 @@ func (n *Node) onReplicaAck(from Addr, a *ReplicaAck) {
 		m.wantState = true
 		return
 	}
-	e, ok := v.epochAt(a.Last)
-	if a.Last > v.last || !ok || e != a.LastEpoch {
+	if !v.logMatches(a.Last, a.LastEpoch) {
 		m.wantState = true
 		if n.now-m.lastResend >= n.p.RetransmitTimeout {
 			m.lastResend = n.now
@@ -514,7 +513,7 @@ func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
 		m.wantState = true
 		return // answered once the new epoch is granted (the member asks again)
 	}
-	if e, ok := v.epochAt(a.Last); !a.Syncing && a.Last <= v.last && ok && e == a.LastEpoch {
+	if !a.Syncing && v.logMatches(a.Last, a.LastEpoch) {
 		// Its log matches ours up to a.Last: count that, so that the answer (sendFinalSync)
 		// never resets it below (an acknowledgement of a.Last may be overtaken by this
 		// request, or still be on its way).

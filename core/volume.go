@@ -97,6 +97,13 @@ func (v *volume) epochAt(n LSN) (Epoch, bool) {
 	return v.epochs.get(n)
 }
 
+// logMatches: our log holds an entry at LSN last created at epoch (so, by log matching, a
+// log ending there agrees with ours up to it).
+func (v *volume) logMatches(last LSN, epoch Epoch) bool {
+	e, ok := v.epochAt(last)
+	return ok && last <= v.last && e == epoch
+}
+
 func (v *volume) inRange(block uint64, count uint64) bool {
 	return count > 0 && block < v.cfg.Blocks && count <= v.cfg.Blocks-block
 }

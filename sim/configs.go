@@ -20,10 +20,8 @@ type configKey struct {
 }
 
 type configPending struct {
-	idx int // position in w.cfgOps
-	qos core.QoS
-	vol core.VolumeID
-	key configKey
+	idx int       // position in w.cfgOps
+	key configKey // the request (its sender, id and volume)
 }
 
 // recordAuthRequest notes a request's first send.
@@ -58,8 +56,7 @@ func (w *world) recordAuthRequest(from core.Addr, r *core.AuthRequest) {
 		// operation and are ignored by recordAuthReply.
 		return
 	}
-	q, _ := r.QoS.Normalize()
-	w.cfgPending[k] = configPending{idx: len(w.cfgOps), qos: q, vol: r.Vol, key: k}
+	w.cfgPending[k] = configPending{idx: len(w.cfgOps), key: k}
 	w.cfgOps = append(w.cfgOps, op)
 	w.cfgMeta = append(w.cfgMeta, w.cfgPending[k])
 }

@@ -103,7 +103,7 @@ func (w *world) wipeSafe(sn *simNode) bool {
 		}
 		for i, m := range w.cfgMeta {
 			op := &w.cfgOps[i]
-			if m.vol == vol && op.Unknown && op.Kind == histories.ConfigCAS && core.Addr(op.Client) == sn.addr &&
+			if m.key.vol == vol && op.Unknown && op.Kind == histories.ConfigCAS && core.Addr(op.Client) == sn.addr &&
 				core.Epoch(op.FromEpoch) >= cfg.Epoch {
 				return false // a change it asked for (a promotion) may still be applied
 			}

@@ -73,7 +73,7 @@ func nodeMain(args []string, stdout, stderr io.Writer) int {
 	if !c.wiped && !netio.DataDirClaimed(c.dataDir) {
 		// A new data directory: refuse it if the cluster records replicas on this node (a
 		// lost disk must be started as one, --wiped), before it claims the directory.
-		if err := checkNewDataDir(c, log); err != nil {
+		if err := checkNewDataDir(c, peers, log); err != nil {
 			log.Error("cannot start", "err", err)
 			return 1
 		}
@@ -186,17 +186,11 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 // up yet: then nothing is refused).
 const newDataDirWait = 3 * time.Second
 
-func checkNewDataDir(c *nodeConfig, log *slog.Logger) error {
-	book := map[core.Addr]string{}
-	for _, p := range c.peers {
-		if p.id != c.id {
-			book[p.id] = p.addr
-		}
-	}
+func checkNewDataDir(c *nodeConfig, peers map[core.Addr]string, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), newDataDirWait+time.Second)
 	defer cancel()
 	cl, err := netio.NewClient(ctx, netio.ClientConfig{ID: 0x7000_0000 + c.id, Session: uint64(time.Now().UnixNano()),
-		Authorities: c.authorities, Peers: book, Log: newLogger(io.Discard, "error", "text")})
+		Authorities: c.authorities, Peers: peers, Log: newLogger(io.Discard, "error", "text")})
 	if err != nil {
 		return fmt.Errorf("ask the cluster about the new data directory: %w", err)
 	}
