@@ -102,6 +102,7 @@ func (a *authority) encodeTable() []byte {
 		e.u64(uint64(f.vol))
 		e.u64(uint64(f.epoch))
 	}
+	a.encodeStates(&e)
 	return e.b
 }
 
@@ -150,6 +151,7 @@ func (a *authority) decodeTable(b []byte) error {
 			d.fail("floors out of order")
 		}
 	}
+	states := decodeStates(&d)
 	for i := range tombs {
 		if _, live := slices.BinarySearchFunc(configs, tombs[i].vol, func(c Config, v VolumeID) int { return cmp.Compare(c.Volume, v) }); live && d.err == nil {
 			d.fail("volume %d both live and deleted", tombs[i].vol)
@@ -166,6 +168,6 @@ func (a *authority) decodeTable(b []byte) error {
 		a.set(c)
 		a.setName(c.Volume, names[i])
 	}
-	a.grants, a.results, a.tombs, a.floor, a.floors = grants, results, tombs, floor, floors
+	a.grants, a.results, a.tombs, a.floor, a.floors, a.states = grants, results, tombs, floor, floors, states
 	return nil
 }

@@ -31,6 +31,11 @@ type authority struct {
 	floors []idFloor
 	floor  Epoch
 
+	// states: each node's administrative state, draining or removed (absent: up).
+	states map[Addr]uint8
+
+	beats    map[Addr]beat      // leader: each node's last beat (DESIGN 2.13)
+	repairAt map[VolumeID]int64 // leader: when it last proposed a replacement step
 	probes   []probe
 	nonce    uint64
 	pushes   []push
@@ -69,14 +74,11 @@ type grant struct {
 	expires int64
 }
 
-const (
-	maxProbes  = 1024
-	grantLease = 30 * Second
-)
+const maxProbes = 1024
 
 func newAuthority(n *Node) *authority {
 	return &authority{n: n, configs: map[VolumeID]*Config{}, names: map[VolumeID]string{}, grants: map[VolumeID]grant{},
-		forgetAt: map[VolumeID]int64{}}
+		forgetAt: map[VolumeID]int64{}, states: map[Addr]uint8{}, beats: map[Addr]beat{}, repairAt: map[VolumeID]int64{}}
 }
 
 func (a *authority) set(c Config) {
@@ -191,21 +193,29 @@ func (a *authority) announceTomb(t *tomb) { a.push(t.config(), true) }
 
 func (a *authority) push(c Config, deleted bool) {
 	for _, r := range c.Replicas {
-		found := false
-		for i := range a.pushes {
-			if p := &a.pushes[i]; p.vol == c.Volume && p.to == r {
-				p.epoch, p.deleted, p.lastSent, found = c.Epoch, deleted, a.n.now, true
-			}
-		}
-		if !found {
-			a.pushes = append(a.pushes, push{vol: c.Volume, to: r, epoch: c.Epoch, deleted: deleted, lastSent: a.n.now})
-		}
-		a.n.send(r, &ConfigPush{Config: c.Clone(), Deleted: deleted})
+		a.pushOne(c, r, deleted)
 	}
+}
+
+// pushTo pushes c to a node that is not (or no longer) one of its replicas.
+func (a *authority) pushTo(c Config, to Addr) { a.pushOne(c, to, false) }
+
+func (a *authority) pushOne(c Config, r Addr, deleted bool) {
+	found := false
+	for i := range a.pushes {
+		if p := &a.pushes[i]; p.vol == c.Volume && p.to == r {
+			p.epoch, p.deleted, p.lastSent, found = c.Epoch, deleted, a.n.now, true
+		}
+	}
+	if !found {
+		a.pushes = append(a.pushes, push{vol: c.Volume, to: r, epoch: c.Epoch, deleted: deleted, lastSent: a.n.now})
+	}
+	a.n.send(r, &ConfigPush{Config: c.Clone(), Deleted: deleted})
 }
 
 // announceAll runs when this member becomes leader: pushes of the old leader died with it.
 func (a *authority) announceAll() {
+	a.startLeading()
 	a.pushes = nil
 	for _, id := range a.ids {
 		a.announce(*a.configs[id])
@@ -297,7 +307,14 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		list := func() { a.n.send(from, a.list(op, reqID, after)) }
 		a.cell.read(list)
 		return
-	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew:
+	case OpNodeBeat:
+		a.onBeat(from, r)
+		return
+	case OpListNodes:
+		op, reqID := r.Op, r.ReqID
+		a.cell.read(func() { a.n.send(from, a.listNodes(op, reqID)) })
+		return
+	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew, OpRemoveNode, OpDrainNode:
 	default:
 		reply(StatusInvalid, Config{Volume: r.Vol})
 		return
@@ -339,7 +356,7 @@ func (a *authority) place(r *AuthRequest) ([]Addr, bool) {
 	}
 	var zones []uint32
 	for _, ni := range a.n.p.Nodes {
-		if !slices.Contains(zones, ni.Zone) {
+		if !slices.Contains(zones, ni.Zone) && !a.leaving(ni.Addr) {
 			zones = append(zones, ni.Zone)
 		}
 	}
@@ -356,7 +373,7 @@ func (a *authority) place(r *AuthRequest) ([]Addr, bool) {
 	for _, z := range zones[:r.RF] {
 		var in []Addr
 		for _, ni := range a.n.p.Nodes {
-			if ni.Zone == z {
+			if ni.Zone == z && !a.leaving(ni.Addr) {
 				in = append(in, ni.Addr)
 			}
 		}
@@ -378,12 +395,17 @@ func (a *authority) apply(c *authCmd) (Status, Config, string) {
 	}
 	o := a.decide(c)
 	switch {
+	case o.setNode:
+		a.setNodeState(o.node, o.state)
 	case o.set:
 		a.set(o.cfg)
 		a.setName(o.cfg.Volume, o.name)
 		a.n.out.Issued = append(a.n.out.Issued, IssuedConfig{Config: o.cfg.Clone(), From: c.from, ReqID: r.ReqID})
 		if a.cell.leading() {
 			a.announce(o.cfg)
+			if o.dropped != 0 {
+				a.pushTo(o.cfg, o.dropped) // it forgets its replica
+			}
 		}
 	case o.deleted:
 		// The tombstone's epoch is above every epoch the volume had: a host takes it over
@@ -416,6 +438,10 @@ type outcome struct {
 	set     bool   // cfg (and name) replaces the volume's configuration
 	deleted bool   // the volume (cfg) is deleted: a tombstone replaces it
 	forget  bool   // the volume's tombstone is dropped
+	dropped Addr   // with set: this replica left the volume (it is told)
+	setNode bool   // node's state becomes state
+	node    Addr
+	state   uint8
 }
 
 // decide computes a command's outcome: compare-and-set on the epoch for every change.
@@ -448,6 +474,8 @@ func (a *authority) decide(cmd *authCmd) outcome {
 			return outcome{st: StatusOK, cfg: Config{Volume: r.Vol}, forget: true}
 		}
 		return no(StatusNotFound, Config{Volume: r.Vol})
+	case OpRemoveNode, OpDrainNode, OpRequestHost, opDropReplica, opHandover:
+		return a.decideNode(cmd, cur)
 	}
 	if cur == nil {
 		return no(StatusNotFound, Config{Volume: r.Vol})
@@ -460,16 +488,6 @@ func (a *authority) decide(cmd *authCmd) outcome {
 	switch r.Op {
 	case OpDeleteVolume:
 		return outcome{st: StatusOK, cfg: c, name: a.names[r.Vol], deleted: true}
-	case OpRequestHost:
-		g, ok := a.grants[r.Vol]
-		if ok && g.node != r.Node && cmd.now < g.expires {
-			return no(StatusConflict, c)
-		}
-		if len(c.Replicas) >= int(c.RF) || c.IsReplica(r.Node) || !a.zoneFree(&c, r.Node) {
-			return no(StatusConflict, c)
-		}
-		a.grants[r.Vol] = grant{node: r.Node, expires: cmd.now + grantLease}
-		return no(StatusOK, c)
 	case OpSetQoS:
 		q, err := r.QoS.Normalize()
 		if err != nil {
@@ -555,30 +573,10 @@ func (a *authority) validPlacement(p []Addr, rf int) bool {
 	var zones []uint32
 	for _, x := range p {
 		i := slices.IndexFunc(a.n.p.Nodes, func(ni NodeInfo) bool { return ni.Addr == x })
-		if i < 0 || slices.Contains(zones, a.n.p.Nodes[i].Zone) {
+		if i < 0 || slices.Contains(zones, a.n.p.Nodes[i].Zone) || a.leaving(x) {
 			return false
 		}
 		zones = append(zones, a.n.p.Nodes[i].Zone)
-	}
-	return true
-}
-
-func (a *authority) zoneFree(c *Config, node Addr) bool {
-	zone, found := uint32(0), false
-	for _, ni := range a.n.p.Nodes {
-		if ni.Addr == node {
-			zone, found = ni.Zone, true
-		}
-	}
-	if !found {
-		return false
-	}
-	for _, r := range c.Replicas {
-		for _, ni := range a.n.p.Nodes {
-			if ni.Addr == r && ni.Zone == zone {
-				return false
-			}
-		}
 	}
 	return true
 }
@@ -654,6 +652,7 @@ func (a *authority) tick() {
 			a.forget(t)
 		}
 	}
+	a.repair()
 }
 
 // AuthorityDeleting reports whether this member's applied table still holds a tombstone

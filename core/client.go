@@ -263,13 +263,14 @@ func (c *Client) Step(now int64, from Addr, m Message) {
 		switch m.Status {
 		case StatusOK:
 			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: StatusOK, Data: m.Data, Epoch: m.Epoch, Primary: from})
-		case StatusInvalid, StatusNotFound, StatusIOError:
-			if m.Status == StatusNotFound {
-				// The volume was deleted: a later operation asks the authority afresh (the id
-				// may be created again).
-				delete(c.configs, op.vol)
-			}
+		case StatusInvalid, StatusIOError:
 			c.finish(i, Completion{Req: op.req, Vol: op.vol, Status: m.Status})
+		case StatusNotFound:
+			// The volume was deleted, or this node's replica was moved elsewhere (DESIGN
+			// 2.13): the authority says which (its NotFound ends the operation).
+			delete(c.configs, op.vol)
+			c.askAuthority(op.vol)
+			op.sentAt, op.notBefore = 0, c.now+c.p.Backoff
 		case StatusNotPrimary, StatusStaleEpoch:
 			if m.HasConfig && c.learn(m.Config) {
 				c.attempt(op)

@@ -10,10 +10,10 @@ import (
 // order: integers as uvarints, booleans as one byte, byte strings and lists as a uvarint
 // length then the elements. Decoding checks every length against the remaining bytes
 // and the limits below, and rejects trailing bytes.
-const wireVersion = 2
+const wireVersion = 3
 
 // WireVersion is the first byte of every encoded message (2: configurations carry disk
-// identities).
+// identities; 3: authority answers carry the node table).
 const WireVersion = wireVersion
 
 // Limits on decoded sizes: a hostile or corrupt frame cannot make the decoder allocate more.
@@ -582,6 +582,15 @@ func (m *AuthReply) encode(e *encoder) {
 		e.config(&m.List[i].Config)
 	}
 	e.bool(m.More)
+	e.u64(uint64(len(m.Nodes)))
+	for _, x := range m.Nodes {
+		e.u64(uint64(x.Node))
+		e.u64(uint64(x.Zone))
+		e.u64(uint64(x.State))
+		e.u64(x.Disk)
+		e.u64(x.SilentMs)
+		e.u64(uint64(x.Replicas))
+	}
 }
 
 func (m *AuthReply) decode(d *decoder) {
@@ -600,6 +609,14 @@ func (m *AuthReply) decode(d *decoder) {
 		}
 	}
 	m.More = d.bool()
+	if n := d.length(MaxNodes, 6); n > 0 {
+		m.Nodes = make([]NodeEntry, n)
+		for i := range m.Nodes {
+			x := &m.Nodes[i]
+			x.Node, x.Zone, x.State = Addr(d.u32()), d.u32(), d.u8()
+			x.Disk, x.SilentMs, x.Replicas = d.u64(), d.u64(), d.u32()
+		}
+	}
 }
 
 func (m *HealthCheck) encode(e *encoder) { e.u64(uint64(m.Vol)); e.u64(uint64(m.Epoch)) }

@@ -74,9 +74,15 @@ func (n *Node) onDeletePush(from Addr, tomb Config) {
 			// (above every tombstone epoch). Nothing to do, nothing to acknowledge.
 			return
 		}
-		n.answerDeleted(v)
+		n.answerWaiting(v, StatusNotFound, nil)
 		n.forgetVolume(v)
 	}
+	n.deleteLocal(vol, epoch, func() { n.send(from, &ConfigPushAck{Vol: vol, Epoch: epoch}) })
+}
+
+// deleteLocal forgets this node's replica of vol at tombstone epoch: it journals the
+// deletion, frees the blocks once the record is durable, then calls done.
+func (n *Node) deleteLocal(vol VolumeID, epoch Epoch, done func()) {
 	n.setTomb(vol, epoch, false)
 	n.deleting++
 	n.append(encodeRecDelete(vol, epoch), func() {
@@ -90,14 +96,31 @@ func (n *Node) onDeletePush(from Addr, tomb Config) {
 		if t, ok := n.tombs[vol]; ok && t.epoch == epoch {
 			n.tombs[vol] = hostTomb{epoch: epoch, durable: true}
 		}
-		n.send(from, &ConfigPushAck{Vol: vol, Epoch: epoch})
+		if done != nil {
+			done()
+		}
 	})
 }
 
-// answerDeleted tells every client waiting on the volume that it is gone.
-func (n *Node) answerDeleted(v *volume) {
+// leaveVolume: the authority took this node's replica out of the volume (replaced, or
+// moved off a draining or removed node; DESIGN 2.13). Waiting clients are sent to the
+// new configuration's primary, and the replica is forgotten like a deletion at cfg's
+// epoch: a later configuration naming this node again is a new replica, copied in full.
+func (n *Node) leaveVolume(v *volume, cfg Config) {
+	n.answerWaiting(v, StatusNotPrimary, &cfg)
+	n.forgetVolume(v)
+	n.deleteLocal(cfg.Volume, cfg.Epoch, nil)
+}
+
+// answerWaiting answers every client waiting on the volume with st: NotFound (deleted),
+// or NotPrimary with cfg (this node left the volume).
+func (n *Node) answerWaiting(v *volume, st Status, cfg *Config) {
 	nf := func(to Addr, client, req uint64) {
-		n.send(to, &ClientReply{Vol: v.cfg.Volume, Client: client, Req: req, Status: StatusNotFound})
+		r := &ClientReply{Vol: v.cfg.Volume, Client: client, Req: req, Status: st}
+		if cfg != nil {
+			r.HasConfig, r.Config = true, cfg.Clone()
+		}
+		n.send(to, r)
 	}
 	for _, r := range v.q.queue {
 		nf(r.from, r.client, r.req)

@@ -1,5 +1,7 @@
 package core
 
+import "fmt"
+
 // Message is anything that travels between endpoints. Every message goes through the
 // wire codec (Encode/Decode), in the simulator as in production.
 type Message interface {
@@ -194,7 +196,62 @@ const (
 	// 2.4): one that restarted, or learned its role from a push, renews first, so it never
 	// creates an entry under an (LSN, epoch) an earlier incarnation may have sent.
 	OpRenew
+	// OpNodeBeat: a storage node tells the leader it is alive (Node: itself, Disk: its data
+	// directory's identity). The answer lists, in List, volumes with an open replica slot
+	// this node may take (it asks OpRequestHost for them). Not logged.
+	OpNodeBeat
+	// OpListNodes: the node table with each node's state as the leader sees it (Nodes).
+	OpListNodes
+	// OpRemoveNode: the operator says node Node is gone for good: its replicas are replaced
+	// at once and it never hosts again.
+	OpRemoveNode
+	// OpDrainNode: move every replica off node Node while the volumes serve I/O (a new
+	// replica is copied and grown first, then the old one leaves); it hosts nothing new.
+	OpDrainNode
+	// opDropReplica is internal (leader): take replica Node out of volume Vol (compare-and-
+	// set on FromEpoch) because its node is removed, draining, or silent past the
+	// replacement delay. A request with this op is refused.
+	opDropReplica
+	// opHandover is internal (leader): make in-sync member Node the primary of Vol, whose
+	// primary's node is removed or draining (compare-and-set on FromEpoch).
+	opHandover
 )
+
+// Node states in the authority's node table (NodeEntry.State).
+const (
+	NodeUp       uint8 = iota // heard from within the replacement delay
+	NodeDown                  // silent past the leader's beat timeout (its replicas stay until ReplaceAfter)
+	NodeDraining              // its replicas are being moved off
+	NodeRemoved               // gone for good: hosts nothing
+)
+
+// NodeStateName names a node state for people.
+func NodeStateName(s uint8) string {
+	switch s {
+	case NodeUp:
+		return "up"
+	case NodeDown:
+		return "down"
+	case NodeDraining:
+		return "draining"
+	case NodeRemoved:
+		return "removed"
+	}
+	return fmt.Sprintf("state-%d", s)
+}
+
+// MaxNodes bounds the storage nodes of a cluster (the node table, an OpListNodes answer).
+const MaxNodes = 1024
+
+// NodeEntry is one node in an OpListNodes answer.
+type NodeEntry struct {
+	Node     Addr
+	Zone     uint32
+	State    uint8
+	Disk     uint64 // the identity its last beat carried (0: not heard by this leader)
+	SilentMs uint64 // since its last beat reached this leader
+	Replicas uint32 // replicas it hosts
+}
 
 // MaxListVolumes bounds the volumes one OpListVolumes answer carries (More says whether
 // more follow): a page of 256 is at most ~70 KiB encoded, far below a transport frame.
@@ -239,6 +296,7 @@ type AuthReply struct {
 	Name   string // create, get (OK or Conflict): the volume's stored name
 	List   []VolumeEntry
 	More   bool // list: volumes with higher ids follow (ask again from the last id listed)
+	Nodes  []NodeEntry // OpListNodes
 }
 
 // VolumeEntry is one volume in an OpListVolumes answer.

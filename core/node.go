@@ -70,6 +70,9 @@ type Node struct {
 	raftRand        *Rand
 	tickCount       uint64
 
+	lastBeat  int64              // last OpNodeBeat sent
+	hostAsked map[VolumeID]int64 // open slots this node asked for, and when (bounded by maxInvites per beat)
+
 	syncPartsSent, syncPartsApplied, syncSeriesDone uint64 // NodeStats
 	reMirrorBytes                                   uint64 // NodeStats
 }
@@ -90,7 +93,7 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
 	}
-	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, tombs: map[VolumeID]hostTomb{}, global: g,
+	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, tombs: map[VolumeID]hostTomb{}, hostAsked: map[VolumeID]int64{}, global: g,
 		authGuess: NewLeaderGuess(p.Authorities)}
 	if slices.Contains(p.Authorities, p.Self) {
 		n.auth = newAuthority(n)
@@ -428,6 +431,7 @@ func (n *Node) Tick(now int64) {
 		n.auth.cell.tick()
 		n.auth.tick()
 	}
+	n.beat()
 	n.maybeCheckpoint()
 }
 
@@ -544,6 +548,10 @@ func (n *Node) learnConfig(cfg Config) *volume {
 	if cfg.Epoch <= v.cfg.Epoch {
 		return v
 	}
+	if !cfg.IsReplica(n.p.Self) {
+		n.leaveVolume(v, cfg)
+		return nil
+	}
 	old := v.cfg
 	v.cfg = cfg.Clone()
 	n.append(encodeRecConfig(&v.cfg), nil)
@@ -554,6 +562,8 @@ func (n *Node) learnConfig(cfg Config) *volume {
 	case wasPrimary:
 		n.stepDown(v)
 	case cfg.Primary == n.p.Self:
+		// (A Promote waited for these already; a handover did not.)
+		v.renewHold = max(v.promiseUntil, n.restartHold)
 		n.startPrimary(v)
 	default:
 		if old.Primary != cfg.Primary {

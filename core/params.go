@@ -46,6 +46,16 @@ type Params struct {
 	// MaxDataBytes/BlockSize, so a message always fits a transport frame.
 	MaxSyncBlocks int
 
+	// Replacement (DESIGN 2.13). NodeBeat: how often a node tells the authority it is
+	// alive. ReplaceAfter: a replica whose node is silent this long is replaced on another
+	// node. GrantTimeout: a replica slot's grant whose holder never held data is given up
+	// after this much silence. MaxReMirrors: volumes being copied to a new replica at once,
+	// cluster-wide (the storm guard).
+	NodeBeat     int64
+	ReplaceAfter int64
+	GrantTimeout int64
+	MaxReMirrors int
+
 	// Wiped: this node's disk was lost (or it is a new machine for an old address). An
 	// authority member then joins the cell under a new identity instead of bootstrapping it.
 	Wiped bool
@@ -77,6 +87,10 @@ func DefaultParams(self Addr, zone uint32, authorities []Addr, nodes []NodeInfo)
 		QueueBytes:        64 << 20,
 		RaftTick:          50 * Millisecond,
 		MaxSyncBlocks:     1024, // 4 MiB of data per message
+		NodeBeat:          Second,
+		ReplaceAfter:      5 * 60 * Second,
+		GrantTimeout:      30 * Second,
+		MaxReMirrors:      4,
 		Global:            qos.DefaultGlobalConfig(),
 	}
 }
@@ -108,6 +122,10 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: QueueDepth %d outside 1..65536", p.QueueDepth)
 	case p.MaxSyncBlocks <= 0 || p.MaxSyncBlocks > MaxDataBytes/BlockSize:
 		return fmt.Errorf("params: MaxSyncBlocks %d outside 1..%d", p.MaxSyncBlocks, MaxDataBytes/BlockSize)
+	case p.NodeBeat <= 0 || p.ReplaceAfter <= 0 || p.GrantTimeout <= 0 || p.MaxReMirrors <= 0:
+		return fmt.Errorf("params: NodeBeat, ReplaceAfter, GrantTimeout and MaxReMirrors must be positive")
+	case p.ReplaceAfter < 5*p.NodeBeat || p.GrantTimeout < 5*p.NodeBeat:
+		return fmt.Errorf("params: ReplaceAfter and GrantTimeout must be at least five beats (%d)", 5*p.NodeBeat)
 	case p.QueueBytes < BlockSize:
 		return fmt.Errorf("params: QueueBytes %d below one block", p.QueueBytes)
 	}

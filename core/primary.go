@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"maps"
 	"slices"
 )
 
@@ -101,12 +102,18 @@ func (n *Node) startPrimary(v *volume) {
 			// A new volume: its members' disks are recorded with the first Renew. Wait a
 			// little for their acks so they stay in the in-sync set.
 			p.renewAfter = n.now + 2*n.p.HeartbeatInterval + n.p.RetransmitTimeout
-		} else if p.authOp == 0 {
+		} else if p.authOp == 0 && n.now >= n.promisedUntil(v) {
 			n.sendAuth(v, OpRenew, n.p.Self)
 		}
 	}
 	n.sendHeartbeats(v)
 }
+
+// promisedUntil is when our last promise to the volume's previous primary runs out (0 if
+// we were its primary). A node made primary by the authority rather than by its own
+// Promote (a handover off a draining or removed node, DESIGN 2.13) renews only after it:
+// until then the old primary may still serve reads under a lease that counts on it.
+func (n *Node) promisedUntil(v *volume) int64 { return v.renewHold }
 
 func (n *Node) stepDown(v *volume) {
 	v.prim = nil
@@ -119,6 +126,20 @@ func (n *Node) stepDown(v *volume) {
 
 func (n *Node) primaryReconfigured(v *volume) {
 	p := v.prim
+	// Replicas added (a new host won a slot: it is copied in full, then grown) or dropped.
+	for _, r := range v.cfg.Replicas {
+		if r != n.p.Self && p.members[r] == nil {
+			p.members[r] = &member{lastAck: n.now, healthyAt: n.now, promisedAt: n.now}
+		}
+	}
+	for _, r := range slices.Sorted(maps.Keys(p.members)) {
+		if !v.cfg.IsReplica(r) {
+			delete(p.members, r)
+		}
+	}
+	if p.growing != 0 && !v.cfg.IsReplica(p.growing) {
+		p.growing = 0
+	}
 	n.checkRenewed(v)
 	if p.growing != 0 && v.cfg.IsInSync(p.growing) {
 		p.growing = 0
@@ -681,7 +702,7 @@ func (n *Node) primaryTick(v *volume) {
 		}
 	}
 	if p.renewing && p.authOp == 0 {
-		if n.now >= p.renewAfter || !n.unboundMembers(v) {
+		if (n.now >= p.renewAfter || !n.unboundMembers(v)) && n.now >= n.promisedUntil(v) {
 			n.sendAuth(v, OpRenew, n.p.Self)
 		}
 	} else if p.authOp != 0 {
@@ -776,6 +797,15 @@ func (n *Node) sendAuth(v *volume, op AuthOp, target Addr) {
 }
 
 func (n *Node) onAuthReply(r *AuthReply) {
+	switch r.Op {
+	case OpNodeBeat:
+		if r.Status == StatusOK {
+			n.onBeatReply(r)
+		}
+		return
+	case OpListNodes, OpRemoveNode, OpDrainNode:
+		return // (asked by clients, not nodes)
+	}
 	v := n.vols[r.Config.Volume]
 	if v != nil && r.Status == StatusOK && r.Config.Primary == n.p.Self &&
 		(r.Op == OpRenew && v.prim != nil && v.prim.authOp == OpRenew && r.ReqID == v.prim.authReq ||

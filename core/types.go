@@ -74,6 +74,32 @@ func (c *Config) setDisk(a Addr, d uint64) {
 	c.Disks[i] = d
 }
 
+// addReplica adds a as a replica, not in sync, with no disk recorded.
+func (c *Config) addReplica(a Addr) {
+	i, ok := slices.BinarySearch(c.Replicas, a)
+	if ok {
+		return
+	}
+	if len(c.Disks) != len(c.Replicas) {
+		c.Disks = make([]uint64, len(c.Replicas))
+	}
+	c.Replicas = slices.Insert(c.Replicas, i, a)
+	c.Disks = slices.Insert(c.Disks, i, 0)
+}
+
+// dropReplica removes replica a (and its disk, and its place in the in-sync set).
+func (c *Config) dropReplica(a Addr) {
+	i, ok := slices.BinarySearch(c.Replicas, a)
+	if !ok {
+		return
+	}
+	c.Replicas = slices.Delete(c.Replicas, i, i+1)
+	if i < len(c.Disks) {
+		c.Disks = slices.Delete(c.Disks, i, i+1)
+	}
+	c.InSync = removeSorted(c.InSync, a)
+}
+
 // IsInSync reports whether a is in the in-sync set.
 func (c *Config) IsInSync(a Addr) bool {
 	_, ok := slices.BinarySearch(c.InSync, a)

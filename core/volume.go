@@ -47,6 +47,8 @@ type volume struct {
 	// was issued after the process started, so no earlier incarnation sent entries under it.
 	grantedAt      Epoch
 	promoteReq     uint64 // the request id of the last Promote sent
+	renewHold      int64  // made primary from a secondary's role: no Renew before this (promisedUntil)
+	configAsked    int64  // a secondary left out of the in-sync set last asked for the configuration
 	growAt         Epoch
 	growNode       Addr
 	growDurable    bool

@@ -1,0 +1,45 @@
+package core
+
+// The storage node's side of replacement (DESIGN 2.13): it beats to the authority, and
+// asks for the open replica slots the leader offers in its answers. The first node whose
+// request is applied wins the slot, learns the new configuration (naming it a replica, not
+// in sync) and creates an empty replica; the primary copies the volume to it.
+
+// beat tells the authority this node is alive (every NodeBeat).
+func (n *Node) beat() {
+	if n.lastBeat != 0 && n.now-n.lastBeat < n.p.NodeBeat {
+		return
+	}
+	n.lastBeat = n.now
+	n.authReqID++
+	n.send(n.authTo(), &AuthRequest{Op: OpNodeBeat, ReqID: n.authReqID, Node: n.p.Self, Disk: n.p.Disk})
+}
+
+// onBeatReply asks for the open slots offered (at most maxInvites; each volume at most
+// once per three retransmit timeouts).
+func (n *Node) onBeatReply(r *AuthReply) {
+	for id, at := range n.hostAsked { // order-independent: only deletes
+		if n.now-at >= 3*n.p.RetransmitTimeout {
+			delete(n.hostAsked, id)
+		}
+	}
+	for i := range r.List {
+		if i >= maxInvites {
+			break
+		}
+		c := &r.List[i].Config
+		if n.vols[c.Volume] != nil || c.check() != nil {
+			continue
+		}
+		if t, ok := n.tombs[c.Volume]; ok && (!t.durable || t.epoch >= c.Epoch) {
+			continue // still forgetting an earlier replica of it
+		}
+		if _, asked := n.hostAsked[c.Volume]; asked {
+			continue
+		}
+		n.hostAsked[c.Volume] = n.now
+		n.authReqID++
+		n.send(n.authTo(), &AuthRequest{Op: OpRequestHost, ReqID: n.authReqID, Vol: c.Volume, FromEpoch: c.Epoch, Node: n.p.Self,
+			Disk: n.p.Disk})
+	}
+}
