@@ -314,12 +314,25 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		op, reqID := r.Op, r.ReqID
 		a.cell.read(func() { a.n.send(from, a.listNodes(op, reqID)) })
 		return
-	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew, OpRemoveNode, OpDrainNode:
+	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew, OpRemoveNode, OpDrainNode, OpHandover:
 	default:
 		reply(StatusInvalid, Config{Volume: r.Vol})
 		return
 	}
 	cmd := &authCmd{from: from, now: a.n.now, req: *r}
+	if r.Op == OpHandover {
+		// The leader picks the new primary (its liveness view is not replicated).
+		c := a.configs[r.Vol]
+		t := Addr(0)
+		if c != nil && c.Primary == from {
+			t = a.handoverTarget(c)
+		}
+		if t == 0 {
+			reply(StatusConflict, Config{Volume: r.Vol})
+			return
+		}
+		cmd.placement = []Addr{t}
+	}
 	if r.Op == OpCreateVolume {
 		p, ok := a.place(r)
 		if !ok {
@@ -474,7 +487,7 @@ func (a *authority) decide(cmd *authCmd) outcome {
 			return outcome{st: StatusOK, cfg: Config{Volume: r.Vol}, forget: true}
 		}
 		return no(StatusNotFound, Config{Volume: r.Vol})
-	case OpRemoveNode, OpDrainNode, OpRequestHost, opDropReplica, opHandover:
+	case OpRemoveNode, OpDrainNode, OpRequestHost, opDropReplica, OpHandover:
 		return a.decideNode(cmd, cur)
 	}
 	if cur == nil {
@@ -637,8 +650,12 @@ func (a *authority) tick() {
 			a.n.send(p.to, &ConfigPush{Config: c.Clone()})
 		}
 	}
-	// Forget pushes superseded or for volumes gone from the table.
+	// Forget pushes superseded, for volumes gone from the table, or to removed nodes (they
+	// never host again: a tombstone need not wait for them).
 	a.pushes = slices.DeleteFunc(a.pushes, func(p push) bool {
+		if a.nodeState(p.to) == NodeRemoved {
+			return true
+		}
 		if p.deleted {
 			t := a.tomb(p.vol)
 			return t == nil || t.epoch != p.epoch

@@ -1,7 +1,8 @@
 package core
 
 // The storage node's side of replacement (DESIGN 2.13): it beats to the authority, and
-// asks for the open replica slots the leader offers in its answers. The first node whose
+// asks for the open replica slots the leader offers in its answers (or, on a leaving
+// node, hands over the volumes it is primary of). The first node whose
 // request is applied wins the slot, learns the new configuration (naming it a replica, not
 // in sync) and creates an empty replica; the primary copies the volume to it.
 
@@ -28,11 +29,15 @@ func (n *Node) onBeatReply(r *AuthReply) {
 			break
 		}
 		c := &r.List[i].Config
+		if v := n.vols[c.Volume]; v != nil && v.prim != nil && c.Primary == n.p.Self && v.cfg.Epoch == c.Epoch {
+			n.handOver(v)
+			continue
+		}
 		if n.vols[c.Volume] != nil || c.check() != nil {
 			continue
 		}
-		if t, ok := n.tombs[c.Volume]; ok && (!t.durable || t.epoch >= c.Epoch) {
-			continue // still forgetting an earlier replica of it
+		if t, ok := n.tombs[c.Volume]; ok && !t.durable {
+			continue // still forgetting an earlier replica of it (the grant's epoch is above the tombstone's)
 		}
 		if _, asked := n.hostAsked[c.Volume]; asked {
 			continue
@@ -42,4 +47,15 @@ func (n *Node) onBeatReply(r *AuthReply) {
 		n.send(n.authTo(), &AuthRequest{Op: OpRequestHost, ReqID: n.authReqID, Vol: c.Volume, FromEpoch: c.Epoch, Node: n.p.Self,
 			Disk: n.p.Disk})
 	}
+}
+
+// handOver: our node is leaving and the authority says the volume can spare us as its
+// primary. We stop serving first, then ask; the authority picks the member that takes over.
+func (n *Node) handOver(v *volume) {
+	p := v.prim
+	if p.renewing || p.authOp != 0 {
+		return // (asked again at a later beat)
+	}
+	p.handingOver = true
+	n.sendAuth(v, OpHandover, 0)
 }

@@ -212,9 +212,11 @@ const (
 	// set on FromEpoch) because its node is removed, draining, or silent past the
 	// replacement delay. A request with this op is refused.
 	opDropReplica
-	// opHandover is internal (leader): make in-sync member Node the primary of Vol, whose
-	// primary's node is removed or draining (compare-and-set on FromEpoch).
-	opHandover
+	// OpHandover: the primary of Vol, on a node being removed or drained, has stopped
+	// serving and asks the authority to make another in-sync member primary (the leader
+	// picks it; compare-and-set on FromEpoch). It asks only when the leader's answer to its
+	// beat lists the volume as ready (the volume can spare it).
+	OpHandover
 )
 
 // Node states in the authority's node table (NodeEntry.State).
@@ -295,7 +297,7 @@ type AuthReply struct {
 	Leader Addr   // with StatusNotLeader: the member believed to lead (0: unknown)
 	Name   string // create, get (OK or Conflict): the volume's stored name
 	List   []VolumeEntry
-	More   bool // list: volumes with higher ids follow (ask again from the last id listed)
+	More   bool        // list: volumes with higher ids follow (ask again from the last id listed)
 	Nodes  []NodeEntry // OpListNodes
 }
 

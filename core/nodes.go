@@ -17,8 +17,10 @@ import (
 //     copies elsewhere, or on a node silent past ReplaceAfter is dropped (opDropReplica);
 //     a replica that never held data (no disk recorded, not in sync: a grant's holder) is
 //     dropped after GrantTimeout of silence, so a grant whose holder died opens again;
-//   - a primary on a removed or draining node hands over to an in-sync member
-//     (opHandover) once the volume can spare it;
+//   - a primary on a removed or draining node hands over to an in-sync member once the
+//     volume can spare it: the leader lists the volume in its answer to the primary's
+//     beat; the primary stops serving (no acknowledgement, no read) and asks OpHandover,
+//     so no write completes at its epoch once the next one is issued;
 //   - a volume with fewer than RF replicas on staying nodes has an open slot: the leader
 //     lists it in its answers to beats from eligible nodes (a zone the volume does not
 //     use, up, staying), riskiest first (fewest in-sync copies), and only while fewer
@@ -128,10 +130,16 @@ func (a *authority) onBeat(from Addr, r *AuthRequest) {
 const maxInvites = 4
 
 // openSlots lists the volumes with an open slot node x may take, riskiest first, within
-// the cluster-wide re-mirror cap.
+// the cluster-wide re-mirror cap; to a leaving node, the volumes it should hand over.
 func (a *authority) openSlots(x Addr) []VolumeEntry {
 	if a.leaving(x) {
-		return nil
+		var out []VolumeEntry
+		for _, id := range a.ids {
+			if c := a.configs[id]; c.Primary == x && a.handoverTarget(c) != 0 && len(out) < maxInvites {
+				out = append(out, VolumeEntry{Config: c.Clone()})
+			}
+		}
+		return out
 	}
 	busy := 0
 	var open []*Config
@@ -204,14 +212,23 @@ func (a *authority) repairOf(c *Config) (AuthOp, Addr) {
 			return opDropReplica, r
 		}
 	}
-	if p := c.Primary; a.leaving(p) && (inSync >= rf || a.nodeState(p) == NodeRemoved && inSync >= 1) {
-		for _, r := range c.InSync {
-			if r != p && !a.leaving(r) && c.DiskOf(r) != 0 && a.silent(r) < a.downAfter() {
-				return opHandover, r
-			}
+	return 0, 0
+}
+
+// handoverTarget: the in-sync member of c that takes over from a leaving primary, once
+// the volume can spare the primary (0: not yet, or none is fit).
+func (a *authority) handoverTarget(c *Config) Addr {
+	p := c.Primary
+	_, inSync := a.staying(c)
+	if !a.leaving(p) || !(inSync >= int(c.RF) || a.nodeState(p) == NodeRemoved && inSync >= 1) {
+		return 0
+	}
+	for _, r := range c.InSync {
+		if r != p && !a.leaving(r) && c.DiskOf(r) != 0 && a.silent(r) < a.downAfter() {
+			return r
 		}
 	}
-	return 0, 0
+	return 0
 }
 
 // decideNode decides the node-table and replacement ops (see decide).
@@ -259,12 +276,18 @@ func (a *authority) decideNode(cmd *authCmd, cur *Config) outcome {
 		if g, ok := a.grants[r.Vol]; ok && g.node == r.Node {
 			delete(a.grants, r.Vol)
 		}
-	case opHandover:
-		if r.FromEpoch != c.Epoch || !c.IsInSync(r.Node) || r.Node == c.Primary || c.DiskOf(r.Node) == 0 {
+	case OpHandover:
+		_, inSync := a.staying(&c)
+		t := Addr(0)
+		if len(cmd.placement) == 1 {
+			t = cmd.placement[0]
+		}
+		if cmd.from != c.Primary || r.FromEpoch != c.Epoch || !a.leaving(c.Primary) || t == c.Primary || !c.IsInSync(t) ||
+			a.leaving(t) || c.DiskOf(t) == 0 || !(inSync >= int(c.RF) || a.nodeState(c.Primary) == NodeRemoved && inSync >= 1) {
 			return no(StatusConflict, c)
 		}
 		c.InSync = removeSorted(c.InSync, c.Primary)
-		c.Primary = r.Node
+		c.Primary = t
 	default:
 		return no(StatusInvalid, c)
 	}

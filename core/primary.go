@@ -18,8 +18,12 @@ type primaryState struct {
 	// renewing: this epoch was not granted to this process (a restart, or the role was
 	// learned from a push): it creates no entry, sends no entry or catch-up and answers
 	// no client until the authority grants a new epoch (OpRenew).
-	renewing      bool
-	renewAfter    int64 // no Renew before this time
+	renewing   bool
+	renewAfter int64 // no Renew before this time
+	// handingOver: our node is leaving (drained or removed) and we asked the authority to
+	// make another member primary (OpHandover): we serve nothing until it answers, so no
+	// write completes at our epoch once the next one is issued (DESIGN 2.13).
+	handingOver   bool
 	authOp        AuthOp
 	authTarget    Addr
 	authReq       uint64
@@ -204,7 +208,7 @@ func (n *Node) leaseValid(v *volume) bool {
 }
 
 func (n *Node) serving(v *volume) bool {
-	return !v.prim.renewing && v.commit >= v.prim.reconcileUpto && n.leaseValid(v)
+	return !v.prim.renewing && !v.prim.handingOver && v.commit >= v.prim.reconcileUpto && n.leaseValid(v)
 }
 
 // checkClientTarget answers requests that reached the wrong node or carry a stale epoch.
@@ -825,6 +829,9 @@ func (n *Node) onAuthReply(r *AuthReply) {
 	if p := v.prim; p != nil && p.authOp != 0 && r.ReqID == p.authReq {
 		if p.authOp == OpGrow && p.growing != 0 && !v.cfg.IsInSync(p.growing) {
 			p.growing = 0
+		}
+		if p.authOp == OpHandover {
+			p.handingOver = false // refused (granted, we are no longer primary)
 		}
 		p.authOp = 0
 		n.advanceCommit(v)

@@ -187,6 +187,9 @@ func drawShape(r *core.Rand, o *Options) *shape {
 		tr := core.NewRand(o.Seed ^ 0x7a1c_4e11_7a1c_4e11)
 		s.params.RaftTick = pick[int64](tr, 25, 50) * ms
 	}
+	if o.Scenario == ScenarioMixed {
+		drawReplacement(s, o.Seed)
+	}
 	if o.Nodes > 0 {
 		s.nodes = max(o.Nodes, s.zones)
 	}

@@ -39,15 +39,14 @@ func (w *world) recordAuthRequest(from core.Addr, r *core.AuthRequest) {
 		op.Kind = histories.ConfigRead
 	case core.OpCreateVolume:
 		op.Kind = histories.ConfigCreate
-	case core.OpPromote, core.OpShrink, core.OpGrow, core.OpRenew:
+	case core.OpPromote, core.OpShrink, core.OpGrow, core.OpRenew, core.OpRequestHost, core.OpHandover:
+		// (A granted host joins the replicas at a new epoch: DESIGN 2.13.)
 		op.Kind = histories.ConfigCAS
 	case core.OpSetQoS:
 		op.Kind = histories.ConfigCAS
 		if r.FromEpoch == 0 {
 			op.Kind = histories.ConfigSet
 		}
-	case core.OpRequestHost:
-		op.Kind = histories.ConfigGrant
 	default:
 		// Not recorded: OpListVolumes reads many volumes at once (the model is a register per
 		// volume; a list is a read of each, and GetConfig already checks the read path), and
@@ -94,6 +93,25 @@ func (w *world) recordAuthReply(to core.Addr, r *core.AuthReply) {
 
 func configState(c core.Config) histories.ConfigState {
 	return histories.ConfigState{Epoch: uint64(c.Epoch), Value: fmt.Sprintf("%v qos=%+v", c, c.QoS)}
+}
+
+// noteInternal records a change the authority's leader made on its own (a replica dropped,
+// a primary handed over: DESIGN 2.13) as a compare-and-set that took effect when it was
+// first issued: no message carried its request, so recordAuthRequest never saw it.
+func (w *world) noteInternal(ic core.IssuedConfig, hist []issuedCfg) {
+	if ic.From == 0 || ic.Config.Volume == w.doomed || len(hist) == 0 {
+		return
+	}
+	k := configKey{ic.From, ic.ReqID, ic.Config.Volume}
+	if _, ok := w.cfgPending[k]; ok {
+		return
+	}
+	prev := hist[len(hist)-1].cfg.Epoch
+	op := histories.ConfigOp{Client: uint64(ic.From), Volume: uint32(ic.Config.Volume), FromEpoch: uint64(prev), Kind: histories.ConfigCAS,
+		Call: w.q.now, Return: w.q.now, Outcome: histories.OutcomeOK, Out: configState(ic.Config)}
+	w.cfgPending[k] = configPending{idx: len(w.cfgOps), key: k}
+	w.cfgOps = append(w.cfgOps, op)
+	w.cfgMeta = append(w.cfgMeta, w.cfgPending[k])
 }
 
 // checkConfigs resolves what each unanswered change produced, if it took effect (every

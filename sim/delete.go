@@ -110,6 +110,9 @@ func (w *world) checkDeletion() {
 			w.violation("node %d still has a block file of deleted volume %d", sn.addr, w.doomed)
 		}
 	}
+	if w.lost != nil && w.lostKind == lostGone {
+		return // a host gone for good (not removed) never forgets it: the tombstone stays
+	}
 	if l := w.authView(); l != nil && l.n.AuthorityDeleting(w.doomed) {
 		w.stuck("the authority still waits for a host to forget deleted volume %d after the cluster healed", w.doomed)
 	}

@@ -39,6 +39,7 @@ type Result struct {
 	ReMirrorBytes          int64    `json:"re_mirror_bytes"`           // catch-up data sent to replicas being rebuilt
 	DegradedSeconds        float64  `json:"degraded_seconds"`          // volume-seconds with fewer in-sync replicas than RF
 	MaxConcurrentReMirrors int      `json:"max_concurrent_re_mirrors"` // most replicas being rebuilt at once
+	NodeLoss               string   `json:"node_loss,omitempty"`       // a node gone for good, removed or drained (sim/lost.go)
 	ConfigOps              int      `json:"config_ops"`                // authority requests checked by the configuration model
 	AuthorityLeaderChgs    int      `json:"authority_leader_changes"`
 	SyncParts              int      `json:"sync_parts"`     // catch-up parts sent (a member behind by more than MaxSyncBlocks)
@@ -133,6 +134,9 @@ func Run(o Options) Result {
 	res.AuthorityMembers, res.AuthorityLeaderChgs = len(w.authorities()), w.leaderChanges
 	res.WipedMembers = w.wipes
 	res.WipedReplicas, res.ReMirrors, res.ReMirrorBytes = w.replicaWipes, w.reMirrors, w.reMirrorBytes
+	if w.lost != nil {
+		res.NodeLoss = []string{lostGone: "gone", lostRemoved: "removed", lostDrained: "drained"}[w.lostKind]
+	}
 	res.DegradedSeconds, res.MaxConcurrentReMirrors = w.degradedSeconds(), w.maxReMirrors
 	res.Messages = w.msgsSent
 	res.SyncParts, res.SyncMultipart, res.MaxSyncBlocks = w.syncParts, w.syncSeries, w.s.params.MaxSyncBlocks
@@ -193,6 +197,7 @@ func (w *world) setup() {
 	}
 	w.scheduleFaults()
 	w.scheduleReplicaWipes()
+	w.scheduleLoss()
 }
 
 // createVolumes asks the authority for every volume, retrying until it answers.
@@ -245,6 +250,9 @@ func (w *world) adminReply(m core.Message) {
 		return // the operator's request is retried (creates, the delete) or dropped (QoS changes)
 	}
 	w.deleteAnswered(r)
+	if w.lostAnswer(r) {
+		return
+	}
 	if r.Status != core.StatusOK && r.Status != core.StatusConflict {
 		w.violation("authority refused admin op %d on volume %d: %v", r.Op, r.Config.Volume, r.Status)
 	}

@@ -128,10 +128,11 @@ func (w *world) countReMirror(to core.Addr, vol core.VolumeID, blocks int) {
 	w.reMirrorBytes += int64(blocks) * core.BlockSize
 }
 
-// noteReMirrors counts the replicas a new configuration records under a new disk.
+// noteReMirrors counts the replicas a new configuration records under a new disk: a
+// wiped one rebuilt, or a new host grown in after its full copy.
 func (w *world) noteReMirrors(prev, c *core.Config) {
 	for _, r := range c.Replicas {
-		if d, old := c.DiskOf(r), prev.DiskOf(r); d != 0 && old != 0 && d != old {
+		if d, old := c.DiskOf(r), prev.DiskOf(r); d != 0 && d != old && (old != 0 || !prev.IsInSync(r)) {
 			w.reMirrors++
 			w.tracef("volume %d: replica %d re-mirrored onto disk %x", c.Volume, r, d)
 		}
@@ -168,32 +169,10 @@ func (w *world) noteRebuilding() {
 		}
 		c := &h[len(h)-1].cfg
 		for _, r := range c.Replicas {
-			if c.DiskOf(r) != 0 && !w.intact(c, r) {
-				n++
+			if !w.intact(c, r) && (c.DiskOf(r) != 0 || !c.IsInSync(r)) {
+				n++ // (a wiped replica, or a new host not grown in yet)
 			}
 		}
 	}
 	w.maxReMirrors = max(w.maxReMirrors, n)
-}
-
-// checkFullRF: after healing, every replica of every volume is back in the in-sync set on
-// the disk recorded for it (a wiped replica was rebuilt), given its node is up.
-func (w *world) checkFullRF() {
-	auth := w.authView()
-	if auth == nil {
-		return
-	}
-	for v := range w.s.volumes {
-		vol := core.VolumeID(v + 1)
-		cfg, ok := auth.n.AuthorityConfig(vol)
-		if !ok {
-			continue
-		}
-		for _, r := range cfg.Replicas {
-			if sn := w.node(r); sn.up && (!cfg.IsInSync(r) || !w.intact(&cfg, r)) {
-				w.stuck("volume %d: replica %d not back in sync after healing (disk %x, recorded %x): %v", vol, r,
-					sn.params.Disk, cfg.DiskOf(r), cfg)
-			}
-		}
-	}
 }

@@ -87,6 +87,12 @@ type world struct {
 	deletedAt int64
 	doomedReq uint64 // the operator's writes to it
 
+	// A node lost for good, removed or drained (sim/lost.go).
+	lost         *simNode
+	lostKind     int
+	lostAnswered bool
+	lostStatus   core.Status
+
 	qosAgg map[core.VolumeID]*volAgg
 	seen   map[counterKey]counterSeen
 }
@@ -111,6 +117,7 @@ type simNode struct {
 	diskFree    int64
 	params      core.Params
 	wipes       int   // times its disk was wiped (its disk identity changes each time)
+	gone        bool  // lost for good: never restarted (sim/lost.go)
 	tick        int64 // how often the node's core is ticked (real time)
 }
 
@@ -338,7 +345,8 @@ func (w *world) onIssued(ic core.IssuedConfig) {
 			if l := w.authLeader(); l != nil {
 				auth = l.addr
 			}
-			if old != nil && old.up && !old.paused && w.cut[[2]core.Addr{auth, old.addr}] == 0 && w.cut[[2]core.Addr{old.addr, auth}] == 0 {
+			handover := w.lost != nil && w.lostKind != lostGone && prev.Primary == w.lost.addr
+			if old != nil && old.up && !old.paused && !handover && w.cut[[2]core.Addr{auth, old.addr}] == 0 && w.cut[[2]core.Addr{old.addr, auth}] == 0 {
 				w.unnecessary++
 				w.tracef("unnecessary failover of volume %d: old primary %d was up and reachable", c.Volume, prev.Primary)
 			}
@@ -349,6 +357,8 @@ func (w *world) onIssued(ic core.IssuedConfig) {
 		w.noteReMirrors(&hist[len(hist)-1].cfg, &c)
 	}
 	w.noteDegraded(&c)
+	w.checkSlots(&c)
+	w.noteInternal(ic, hist)
 	w.issued[c.Volume] = append(hist, issuedCfg{at: w.q.now, cfg: c.Clone(), by: by})
 	w.noteRebuilding()
 }
@@ -374,7 +384,7 @@ func (w *world) diskFailed(sn *simNode, err error) {
 }
 
 func (w *world) restart(sn *simNode) {
-	if sn.up {
+	if sn.up || sn.gone {
 		return
 	}
 	w.startNode(sn)
