@@ -682,6 +682,7 @@ func (n *Node) askConfig(v *volume) {
 		v.prim.lastConfigAsk = n.now
 	}
 	n.authReqID++
+	v.configReq = n.authReqID
 	n.send(n.authTo(), &AuthRequest{Op: OpGetConfig, ReqID: n.authReqID, Vol: v.cfg.Volume})
 }
 
@@ -811,6 +812,12 @@ func (n *Node) onAuthReply(r *AuthReply) {
 		return // (asked by clients, not nodes)
 	}
 	v := n.vols[r.Config.Volume]
+	if v != nil && r.Op == OpGetConfig && r.Status == StatusNotFound && r.ReqID == v.configReq {
+		// Asked while we held the replica: the volume was deleted since, and we were not
+		// told (a stale primary's message made this replica after the deletion was pushed).
+		n.leaveVolume(v, Config{Volume: v.cfg.Volume, Epoch: v.cfg.Epoch + 1})
+		return
+	}
 	if v != nil && r.Status == StatusOK && r.Config.Primary == n.p.Self &&
 		(r.Op == OpRenew && v.prim != nil && v.prim.authOp == OpRenew && r.ReqID == v.prim.authReq ||
 			r.Op == OpPromote && r.ReqID == v.promoteReq && v.promoteReq != 0) {

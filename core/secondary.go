@@ -359,13 +359,15 @@ func (n *Node) requestPromotion(v *volume) {
 }
 
 func (n *Node) secondaryTick(v *volume) {
-	if !v.cfg.IsInSync(n.p.Self) && n.now-v.lastHeard >= 10*n.p.FailTimeout && n.now-v.configAsked >= 10*n.p.FailTimeout {
-		// Out of the in-sync set and unheard for long: the authority may have taken this
-		// replica out of the volume while we were away (we then forget it).
+	idle := !v.cfg.IsInSync(n.p.Self) || v.syncing || n.stranger(v)
+	if idle && n.now-v.lastHeard >= 10*n.p.FailTimeout && n.now-v.configAsked >= 10*n.p.FailTimeout {
+		// A replica that never seeks promotion, unheard for long: the authority may have
+		// taken it out of the volume while we were away, or a stale primary's message made
+		// it (we then forget it).
 		v.configAsked = n.now
 		n.askConfig(v)
 	}
-	if !v.cfg.IsInSync(n.p.Self) || v.syncing || n.stranger(v) {
+	if idle {
 		// (A member part-way through a catch-up series holds no consistent state: it never
 		// seeks promotion. Its primary shrinks it out if it stays behind. Nor does a node
 		// whose disk is not the one recorded for this replica: it holds none of the data.)

@@ -49,6 +49,7 @@ type volume struct {
 	promoteReq     uint64 // the request id of the last Promote sent
 	renewHold      int64  // made primary from a secondary's role: no Renew before this (promisedUntil)
 	configAsked    int64  // a secondary left out of the in-sync set last asked for the configuration
+	configReq      uint64 // the request id of the last OpGetConfig sent for the volume
 	growAt         Epoch
 	growNode       Addr
 	growDurable    bool

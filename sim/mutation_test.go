@@ -87,6 +87,15 @@ var mutants = []mutant{
 		seeds: 60,
 	},
 	{
+		// Two nodes offered one open slot both win it (DESIGN 2.13): the authority checks
+		// neither the replicas the volume already has nor the epoch the asker saw.
+		name:  "a replica slot is granted to a second node",
+		file:  "core/nodes.go",
+		from:  "if reps >= int(c.RF) || c.IsReplica(r.Node) || !a.zoneFreeFor(&c, r.Node) || r.FromEpoch != c.Epoch {",
+		to:    "if _ = reps; c.IsReplica(r.Node) {",
+		seeds: 150, // (first caught at seed 25)
+	},
+	{
 		name:  "a catching-up (or re-mirrored) member is grown in before its copy is complete",
 		file:  "core/primary.go",
 		from:  "if m.match >= v.commit && !m.wantState && m.disk != 0 &&",
