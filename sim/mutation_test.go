@@ -96,6 +96,15 @@ var mutants = []mutant{
 		seeds: 150, // (first caught at seed 25)
 	},
 	{
+		// A primary on a drained or removed node asks to hand over but keeps acknowledging
+		// writes: one completes at its epoch after the next one is issued (DESIGN 2.13).
+		name:  "a primary handing over keeps serving",
+		file:  "core/primary.go",
+		from:  "return !v.prim.renewing && !v.prim.handingOver && ",
+		to:    "return !v.prim.renewing && ",
+		seeds: 400, // (first caught at seed 223)
+	},
+	{
 		name:  "a catching-up (or re-mirrored) member is grown in before its copy is complete",
 		file:  "core/primary.go",
 		from:  "if m.match >= v.commit && !m.wantState && m.disk != 0 &&",
