@@ -35,6 +35,9 @@ func NewAdmin(r *Runner, cl *Client) *Admin {
 	a.mux.HandleFunc("GET /v1/volumes/{name}", a.show)
 	a.mux.HandleFunc("DELETE /v1/volumes/{name}", a.remove)
 	a.mux.HandleFunc("PUT /v1/volumes/{name}/qos", a.setQoS)
+	a.mux.HandleFunc("GET /v1/nodes", a.listNodes)
+	a.mux.HandleFunc("POST /v1/nodes/{id}/drain", a.nodeOp(core.OpDrainNode))
+	a.mux.HandleFunc("DELETE /v1/nodes/{id}", a.nodeOp(core.OpRemoveNode))
 	return a
 }
 

@@ -20,6 +20,7 @@ import (
 
 const nodeUsage = `Usage:
   cairn node --id N --peers ID=ZONE@HOST:PORT,... --data-dir DIR [flags]
+  cairn node list | drain ID | remove ID   (see 'cairn node list --help')
 
 Runs one storage node: it serves its replicas, replicates to its peers and, when it is
 listed in --authorities, is a member of the authority cell. Every flag can also be set
@@ -44,7 +45,9 @@ across failovers, at the cost of one more process.
 A node whose disk was lost starts again with the same command line on an empty
 --data-dir: the directory gets a new disk identity, and each volume's primary copies
 the whole volume to it before it counts as a replica again ('cairn volume show NAME':
-STATE degraded until then). Add --wiped when the node is a member of the authority cell
+STATE degraded until then). A node that stays silent past --replace-after (or that
+'cairn node remove' names) has its replicas replaced on nodes in zones the volumes do
+not use: the first such node to ask gets the slot and is copied in full. Add --wiped when the node is a member of the authority cell
 (or a new machine replaces a member), so it rejoins the cell under a new identity
 instead of voting as the member it was.
 
@@ -52,6 +55,9 @@ Flags:
 `
 
 func nodeMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "list" || args[0] == "drain" || args[0] == "remove") {
+		return nodeAdminMain(args[0], args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("cairn node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, nodeUsage); fs.PrintDefaults() }

@@ -15,19 +15,21 @@ import (
 
 // nodeConfig is what `cairn node` needs, from flags or CAIRN_* environment variables.
 type nodeConfig struct {
-	id          core.Addr
-	zone        uint32
-	listen      string
-	admin       string // the HTTP admin API (JSON, /metrics, /healthz)
-	nbd         string // serve every volume over NBD here ("" off)
-	nbdTimeout  time.Duration
-	dataDir     string
-	peers       []peer // every storage node, this one included
-	authorities []core.Addr
-	wiped       bool
-	pprof       bool // serve Go's profiler under /debug/pprof/ on the admin listener
-	logLevel    string
-	logFormat   string
+	id           core.Addr
+	zone         uint32
+	listen       string
+	admin        string // the HTTP admin API (JSON, /metrics, /healthz)
+	nbd          string // serve every volume over NBD here ("" off)
+	nbdTimeout   time.Duration
+	dataDir      string
+	peers        []peer // every storage node, this one included
+	authorities  []core.Addr
+	wiped        bool
+	pprof        bool // serve Go's profiler under /debug/pprof/ on the admin listener
+	logLevel     string
+	logFormat    string
+	replaceAfter time.Duration
+	maxReMirrors int
 }
 
 type peer struct {
@@ -138,6 +140,8 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
 	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
 	fs.BoolVar(&c.wiped, "wiped", wipedEnv, "this node's disk was lost (or a new machine replaces it): its volumes are rebuilt onto the new disk, and an authority member rejoins the cell under a new identity; without it, a new data directory where the cluster records replicas is refused (env CAIRN_WIPED)")
+	fs.DurationVar(&c.replaceAfter, "replace-after", 5*time.Minute, "a replica whose node has been silent this long is replaced on another node (copied in full there); 'cairn node remove' replaces at once")
+	fs.IntVar(&c.maxReMirrors, "max-remirrors", 4, "with this node leading the authority cell: volumes copied to a new replica at once, cluster-wide (the rest wait, riskiest first)")
 	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler (net/http/pprof) under /debug/pprof/ on the admin API, e.g. go tool pprof http://ADMIN/debug/pprof/profile?seconds=10")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", envDefault("CAIRN_LOG_FORMAT", "text"), "text or json")
@@ -193,6 +197,12 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	if c.nbdTimeout <= 0 {
 		return nil, fmt.Errorf("--nbd-timeout %v: want a positive duration", c.nbdTimeout)
 	}
+	if c.replaceAfter < 10*time.Second {
+		return nil, fmt.Errorf("--replace-after %v: want at least 10s (a node restarting must not lose its replicas)", c.replaceAfter)
+	}
+	if c.maxReMirrors < 1 || c.maxReMirrors > 1024 {
+		return nil, fmt.Errorf("--max-remirrors %d: want 1 to 1024", c.maxReMirrors)
+	}
 	if c.dataDir == "" {
 		return nil, fmt.Errorf("--data-dir is required: the directory holding this node's journal and blocks")
 	}
@@ -242,5 +252,8 @@ func (c *nodeConfig) params() core.Params {
 	// primary's process was also the cell's leader waits 250-500 ms for the election
 	// instead of 500-1000 ms. The simulator draws this value too.
 	p.RaftTick = 25 * core.Millisecond
+	p.ReplaceAfter = int64(c.replaceAfter)
+	p.GrantTimeout = min(p.GrantTimeout, p.ReplaceAfter)
+	p.MaxReMirrors = c.maxReMirrors
 	return p
 }
