@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,34 +256,49 @@ func TestRebuildUnderFio(t *testing.T) {
 	for i := range vols {
 		sh(t, append([]string{"fio"}, append(jobs[i], "--verify_only")...)...)
 	}
-	for i := range c.nodes {
-		c.nodes[i].signal(t, syscall.SIGTERM)
+	c.stopAll()
+	c.sameReplicas(vols, 64<<20)
+}
+
+// stopAll stops every running node with SIGTERM and waits for each to exit.
+func (c *cluster) stopAll() {
+	c.t.Helper()
+	for _, p := range c.nodes {
+		if !p.exited() {
+			p.signal(c.t, syscall.SIGTERM)
+		}
 	}
 	for i, p := range c.nodes {
 		deadline := time.Now().Add(20 * time.Second)
 		for !p.exited() {
 			if time.Now().After(deadline) {
-				t.Fatalf("node %d did not stop within 20 s of SIGTERM", i+1)
+				c.t.Fatalf("node %d did not stop within 20 s of SIGTERM", i+1)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// sameReplicas: every replica of each volume (of size bytes) has a block file holding
+// the same data (the nodes are stopped).
+func (c *cluster) sameReplicas(vols []volumeJSON, size int) {
+	c.t.Helper()
 	for _, v := range vols {
 		var ref []byte
 		for _, r := range v.Replicas {
 			b, err := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("node%d", r), "node", "blocks", fmt.Sprintf("vol-%08d.dat", v.ID)))
-			if err != nil {
-				t.Fatalf("%s on node %d: %v", v.Name, r, err) // every replica was written
+			if err != nil && !errors.Is(err, fs.ErrNotExist) { // (never written: all zeros)
+				c.t.Fatalf("%s on node %d: %v", v.Name, r, err)
 			}
-			size := 64 << 20 / core.BlockSize * (core.BlockSize + 8) // slots: block, CRC32C, magic
-			if len(b) > size {
-				t.Fatalf("%s on node %d: block file of %d bytes, more than %d", v.Name, r, len(b), size)
+			slots := size / core.BlockSize * (core.BlockSize + 8) // slots: block, CRC32C, magic
+			if len(b) > slots {
+				c.t.Fatalf("%s on node %d: block file of %d bytes, more than %d", v.Name, r, len(b), slots)
 			}
-			b = append(b, make([]byte, size-len(b))...) // never-written slots past the end read as zeros
+			b = append(b, make([]byte, slots-len(b))...) // never-written slots past the end read as zeros
 			if ref == nil {
 				ref = b
 			} else if !bytes.Equal(ref, b) {
-				t.Fatalf("%s: node %d's replica differs from node %d's", v.Name, r, v.Replicas[0])
+				c.t.Fatalf("%s: node %d's replica differs from node %d's", v.Name, r, v.Replicas[0])
 			}
 		}
 	}
