@@ -312,7 +312,8 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		return
 	case OpListNodes:
 		op, reqID := r.Op, r.ReqID
-		a.cell.read(func() { a.n.send(from, a.listNodes(op, reqID)) })
+		nodes := func() { a.n.send(from, a.listNodes(op, reqID)) }
+		a.cell.read(nodes)
 		return
 	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew, OpRemoveNode, OpDrainNode, OpHandover:
 	default:

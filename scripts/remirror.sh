@@ -3,7 +3,9 @@
 # (RF 2, REMIRROR_SIZE, default 1G) filled with data; then its secondary's disk is lost
 # (SIGKILL, data directory deleted, restarted with --wiped) and the script times how long the
 # primary takes to copy the whole volume to it and grow it back in (`disks` shows its new
-# disk). Twice: with no client I/O, and under a client workload (REMIRROR_WORKLOAD, default
+# disk). With REMIRROR_MODE=remove, five nodes in three zones, and the secondary is gone for
+# good instead: SIGKILLed, its directory deleted, `cairn node remove`d; the script times how
+# long from the kill until another node holds a full copy in sync (node loss to full RF). Twice: with no client I/O, and under a client workload (REMIRROR_WORKLOAD, default
 # randwrite, QD 8), whose throughput and p99 during the rebuild are compared with a run of
 # the same workload just before. Every loop is bounded; everything stops on exit.
 set -euo pipefail
@@ -12,9 +14,19 @@ BIN=${CAIRN_BIN:-./bin/cairn}
 SIZE=${REMIRROR_SIZE:-1G}
 WORKLOAD=${REMIRROR_WORKLOAD:-randwrite}
 LOAD_SECONDS=${REMIRROR_LOAD_SECONDS:-10}
+MODE=${REMIRROR_MODE:-wipe}
 DATA=$(mktemp -d /tmp/cairn-remirror.XXXXXX)
 PEERS=1=0@127.0.0.1:7101,2=1@127.0.0.1:7102,3=2@127.0.0.1:7103
 ADMIN=http://127.0.0.1:8101,http://127.0.0.1:8102,http://127.0.0.1:8103
+NODES="1 2 3"
+if [[ $MODE == remove ]]; then
+	PEERS=$PEERS,4=0@127.0.0.1:7104,5=1@127.0.0.1:7105
+	ADMIN=$ADMIN,http://127.0.0.1:8104,http://127.0.0.1:8105
+	NODES="1 2 3 4 5"
+elif [[ $MODE != wipe ]]; then
+	echo "REMIRROR_MODE=$MODE: want wipe or remove" >&2
+	exit 2
+fi
 declare -A pid
 stop() {
 	trap - INT TERM EXIT
@@ -29,7 +41,7 @@ start() { # start NODE [flags...]
 	"$BIN" node --id "$i" --peers "$PEERS" --data-dir "$DATA/n$i" "$@" >>"$DATA/n$i.log" 2>&1 &
 	pid[$i]=$!
 }
-for i in 1 2 3; do start "$i"; done
+for i in $NODES; do start "$i"; done
 for _ in $(seq 1 200); do "$BIN" status --admin "$ADMIN" >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN" volume create rm --size "$SIZE" --rf 2 --admin "$ADMIN" >/dev/null
 show() { "$BIN" volume show rm --json --admin "$ADMIN" 2>/dev/null; }
@@ -50,18 +62,24 @@ rebuild() {
 	kill -KILL "${pid[$sec]}"
 	wait "${pid[$sec]}" 2>/dev/null || true
 	rm -rf "$DATA/n$sec"
-	start "$sec" --wiped
+	local done="len(v['in_sync']) == 2 and v['disks'][$idx] not in ('', '$old')" what="rebuilt"
+	if [[ $MODE == remove ]]; then
+		"$BIN" node remove "$sec" --admin "$ADMIN" >/dev/null
+		done="len(v['in_sync']) == 2 and $sec not in v['replicas'] and '' not in v['disks']" what="replaced"
+	else
+		start "$sec" --wiped
+	fi
 	for _ in $(seq 1 6000); do # at most 10 minutes
 		now=$(show) || { sleep 0.1; continue; }
-		if [[ $(echo "$now" | field "len(v['in_sync']) == 2 and v['disks'][$idx] not in ('', '$old')") == True ]]; then
+		if [[ $(echo "$now" | field "$done") == True ]]; then
 			t1=$(date +%s.%N)
-			python3 -c "t=$t1-$t0; mib=$(echo "$now" | field 'v["size_mib"]'); print(f'$1: node $sec (primary $primary) rebuilt in {t:.1f} s from the kill: {mib} MiB, {mib/t:.0f} MiB/s')"
+			python3 -c "t=$t1-$t0; mib=$(echo "$now" | field 'v["size_mib"]'); print(f'$1: node $sec (primary $primary) $what in {t:.1f} s from the kill: {mib} MiB, {mib/t:.0f} MiB/s')"
 			echo "$t0 $t1" >"$DATA/rebuild.times"
 			return
 		fi
 		sleep 0.1
 	done
-	echo "$1: not rebuilt within 10 minutes" >&2
+	echo "$1: not $what within 10 minutes" >&2
 	exit 1
 }
 bench() { # bench SECONDS -> JSON line
