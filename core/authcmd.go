@@ -103,6 +103,7 @@ func (a *authority) encodeTable() []byte {
 		e.u64(uint64(f.epoch))
 	}
 	a.encodeStates(&e)
+	a.encodeJoined(&e)
 	return e.b
 }
 
@@ -152,6 +153,7 @@ func (a *authority) decodeTable(b []byte) error {
 		}
 	}
 	states := decodeStates(&d)
+	joined := decodeJoined(&d)
 	for i := range tombs {
 		if _, live := slices.BinarySearchFunc(configs, tombs[i].vol, func(c Config, v VolumeID) int { return cmp.Compare(c.Volume, v) }); live && d.err == nil {
 			d.fail("volume %d both live and deleted", tombs[i].vol)
@@ -169,5 +171,6 @@ func (a *authority) decodeTable(b []byte) error {
 		a.setName(c.Volume, names[i])
 	}
 	a.grants, a.results, a.tombs, a.floor, a.floors, a.states = grants, results, tombs, floor, floors, states
+	a.joined = joined
 	return nil
 }

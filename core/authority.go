@@ -33,6 +33,7 @@ type authority struct {
 
 	// states: each node's administrative state, draining or removed (absent: up).
 	states map[Addr]uint8
+	joined []joinedNode // nodes that joined the running cluster, sorted (DESIGN 2.13)
 
 	beats    map[Addr]beat      // leader: each node's last beat (DESIGN 2.13)
 	repairAt map[VolumeID]int64 // leader: when it last proposed a replacement step
@@ -315,7 +316,7 @@ func (a *authority) request(from Addr, r *AuthRequest) {
 		nodes := func() { a.n.send(from, a.listNodes(op, reqID)) }
 		a.cell.read(nodes)
 		return
-	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew, OpRemoveNode, OpDrainNode, OpHandover:
+	case OpCreateVolume, OpDeleteVolume, OpPromote, OpShrink, OpGrow, OpRequestHost, OpSetQoS, OpRenew, OpRemoveNode, OpDrainNode, OpHandover, OpJoinNode:
 	default:
 		reply(StatusInvalid, Config{Volume: r.Vol})
 		return
@@ -369,7 +370,7 @@ func (a *authority) place(r *AuthRequest) ([]Addr, bool) {
 		return nil, false
 	}
 	var zones []uint32
-	for _, ni := range a.n.p.Nodes {
+	for _, ni := range a.allNodes() {
 		if !slices.Contains(zones, ni.Zone) && !a.leaving(ni.Addr) {
 			zones = append(zones, ni.Zone)
 		}
@@ -386,7 +387,7 @@ func (a *authority) place(r *AuthRequest) ([]Addr, bool) {
 	var out []Addr
 	for _, z := range zones[:r.RF] {
 		var in []Addr
-		for _, ni := range a.n.p.Nodes {
+		for _, ni := range a.allNodes() {
 			if ni.Zone == z && !a.leaving(ni.Addr) {
 				in = append(in, ni.Addr)
 			}
@@ -411,6 +412,8 @@ func (a *authority) apply(c *authCmd) (Status, Config, string) {
 	switch {
 	case o.setNode:
 		a.setNodeState(o.node, o.state)
+	case o.join != nil:
+		a.addJoined(*o.join)
 	case o.set:
 		a.set(o.cfg)
 		a.setName(o.cfg.Volume, o.name)
@@ -447,13 +450,14 @@ func (a *authority) apply(c *authCmd) (Status, Config, string) {
 // outcome is what a command does to the table.
 type outcome struct {
 	st      Status
-	cfg     Config // the answer's configuration (for a change: the new one)
-	name    string // the volume's name (create, conflict)
-	set     bool   // cfg (and name) replaces the volume's configuration
-	deleted bool   // the volume (cfg) is deleted: a tombstone replaces it
-	forget  bool   // the volume's tombstone is dropped
-	dropped Addr   // with set: this replica left the volume (it is told)
-	setNode bool   // node's state becomes state
+	cfg     Config      // the answer's configuration (for a change: the new one)
+	name    string      // the volume's name (create, conflict)
+	set     bool        // cfg (and name) replaces the volume's configuration
+	deleted bool        // the volume (cfg) is deleted: a tombstone replaces it
+	forget  bool        // the volume's tombstone is dropped
+	dropped Addr        // with set: this replica left the volume (it is told)
+	join    *joinedNode // a node joins the cluster
+	setNode bool        // node's state becomes state
 	node    Addr
 	state   uint8
 }
@@ -488,7 +492,7 @@ func (a *authority) decide(cmd *authCmd) outcome {
 			return outcome{st: StatusOK, cfg: Config{Volume: r.Vol}, forget: true}
 		}
 		return no(StatusNotFound, Config{Volume: r.Vol})
-	case OpRemoveNode, OpDrainNode, OpRequestHost, opDropReplica, OpHandover:
+	case OpRemoveNode, OpDrainNode, OpRequestHost, opDropReplica, OpHandover, OpJoinNode:
 		return a.decideNode(cmd, cur)
 	}
 	if cur == nil {
@@ -586,11 +590,11 @@ func (a *authority) validPlacement(p []Addr, rf int) bool {
 	}
 	var zones []uint32
 	for _, x := range p {
-		i := slices.IndexFunc(a.n.p.Nodes, func(ni NodeInfo) bool { return ni.Addr == x })
-		if i < 0 || slices.Contains(zones, a.n.p.Nodes[i].Zone) || a.leaving(x) {
+		i := slices.IndexFunc(a.allNodes(), func(ni NodeInfo) bool { return ni.Addr == x })
+		if i < 0 || slices.Contains(zones, a.allNodes()[i].Zone) || a.leaving(x) {
 			return false
 		}
-		zones = append(zones, a.n.p.Nodes[i].Zone)
+		zones = append(zones, a.allNodes()[i].Zone)
 	}
 	return true
 }

@@ -190,6 +190,23 @@ func (d *decoder) name() string {
 	return s
 }
 
+// address reads a node's HOST:PORT (at most MaxAddressLen printable ASCII bytes).
+func (d *decoder) address() string {
+	n := d.length(MaxAddressLen, 1)
+	if d.err != nil || n == 0 {
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			d.fail("address %q: not printable ASCII", s)
+			return ""
+		}
+	}
+	return s
+}
+
 func (d *decoder) addrs() []Addr {
 	n := d.length(maxList, 1)
 	if n == 0 {
@@ -538,6 +555,8 @@ func (m *AuthRequest) encode(e *encoder) {
 	e.str(m.Name)
 	e.u64(m.Disk)
 	e.u64s(m.Disks)
+	e.u64(uint64(m.Zone))
+	e.str(m.Address)
 }
 
 func (m *AuthRequest) decode(d *decoder) {
@@ -553,6 +572,8 @@ func (m *AuthRequest) decode(d *decoder) {
 	m.Name = d.name()
 	m.Disk = d.u64()
 	m.Disks = d.u64s()
+	m.Zone = d.u32()
+	m.Address = d.address()
 }
 
 func (m *ClientFlush) encode(e *encoder) {
@@ -590,6 +611,7 @@ func (m *AuthReply) encode(e *encoder) {
 		e.u64(x.Disk)
 		e.u64(x.SilentMs)
 		e.u64(uint64(x.Replicas))
+		e.str(x.Address)
 	}
 }
 
@@ -609,12 +631,13 @@ func (m *AuthReply) decode(d *decoder) {
 		}
 	}
 	m.More = d.bool()
-	if n := d.length(MaxNodes, 6); n > 0 {
+	if n := d.length(MaxNodes, 7); n > 0 {
 		m.Nodes = make([]NodeEntry, n)
 		for i := range m.Nodes {
 			x := &m.Nodes[i]
 			x.Node, x.Zone, x.State = Addr(d.u32()), d.u32(), d.u8()
 			x.Disk, x.SilentMs, x.Replicas = d.u64(), d.u64(), d.u32()
+			x.Address = d.address()
 		}
 	}
 }

@@ -127,6 +127,9 @@ type hnode struct {
 	up     bool
 	manual bool  // storage ops wait for completeOps
 	skew   int64 // this node's clock offset
+	// expectFatal: a fatal output stops the node (fatal keeps it) instead of failing the test.
+	expectFatal bool
+	fatal       error
 }
 
 type hmsg struct {
@@ -246,6 +249,10 @@ func (c *cluster) crash(a Addr) {
 func (c *cluster) flush(h *hnode) {
 	for {
 		out := h.n.Drain()
+		if out.Fatal != nil && h.expectFatal {
+			h.fatal, h.up = out.Fatal, false // the node stops, as its driver would stop it
+			return
+		}
 		if out.Fatal != nil {
 			c.t.Fatalf("node %d fatal: %v", h.addr, out.Fatal)
 		}

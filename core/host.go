@@ -1,5 +1,7 @@
 package core
 
+import "fmt"
+
 // The storage node's side of replacement (DESIGN 2.13): it beats to the authority, and
 // asks for the open replica slots the leader offers in its answers (or, on a leaving
 // node, hands over the volumes it is primary of). The first node whose
@@ -13,12 +15,44 @@ func (n *Node) beat() {
 	}
 	n.lastBeat = n.now
 	n.authReqID++
+	if n.p.Join && !n.joined {
+		n.send(n.authTo(), &AuthRequest{Op: OpJoinNode, ReqID: n.authReqID, Node: n.p.Self, Disk: n.p.Disk, Zone: n.p.Zone,
+			Address: n.p.Address})
+		return
+	}
 	n.send(n.authTo(), &AuthRequest{Op: OpNodeBeat, ReqID: n.authReqID, Node: n.p.Self, Disk: n.p.Disk})
+}
+
+// onJoinReply: admitted, we beat from now on; refused, we cannot go on.
+func (n *Node) onJoinReply(r *AuthReply) {
+	switch r.Status {
+	case StatusOK:
+		if !n.joined {
+			n.joined, n.lastBeat = true, 0
+			n.beat()
+		}
+	case StatusConflict:
+		n.fatal(fmt.Errorf("core: join refused: node id %d is in use in this cluster (listed at its start, removed, or joined with another disk, zone or address): pick another --id", n.p.Self))
+	case StatusInvalid:
+		n.fatal(fmt.Errorf("core: join refused: the authority found the request invalid (address %q, zone %d)", n.p.Address, n.p.Zone))
+	}
+}
+
+// learnPeers passes the addresses of joined nodes we did not know to the driver.
+func (n *Node) learnPeers(nodes []NodeEntry) {
+	for _, e := range nodes {
+		if e.Address == "" || e.Node == n.p.Self || n.peersSeen[e.Node] == e.Address || len(n.peersSeen) >= MaxNodes {
+			continue
+		}
+		n.peersSeen[e.Node] = e.Address
+		n.out.Peers = append(n.out.Peers, e)
+	}
 }
 
 // onBeatReply asks for the open slots offered (at most maxInvites; each volume at most
 // once per three retransmit timeouts).
 func (n *Node) onBeatReply(r *AuthReply) {
+	n.learnPeers(r.Nodes)
 	for id, at := range n.hostAsked { // order-independent: only deletes
 		if n.now-at >= 3*n.p.RetransmitTimeout {
 			delete(n.hostAsked, id)

@@ -212,6 +212,10 @@ const (
 	// set on FromEpoch) because its node is removed, draining, or silent past the
 	// replacement delay. A request with this op is refused.
 	opDropReplica
+	// OpJoinNode: a new storage node (Node: itself, with Zone, Address and Disk) joins a
+	// running cluster. An id already in use (listed at the cluster's start, removed, or
+	// joined with another disk) is refused; the same node joining again is answered OK.
+	OpJoinNode
 	// OpHandover: the primary of Vol, on a node being removed or drained, has stopped
 	// serving and asks the authority to make another in-sync member primary (the leader
 	// picks it; compare-and-set on FromEpoch). It asks only when the leader's answer to its
@@ -253,6 +257,7 @@ type NodeEntry struct {
 	Disk     uint64 // the identity its last beat carried (0: not heard by this leader)
 	SilentMs uint64 // since its last beat reached this leader
 	Replicas uint32 // replicas it hosts
+	Address  string // HOST:PORT of a node that joined the running cluster (empty: listed at its start)
 }
 
 // MaxListVolumes bounds the volumes one OpListVolumes answer carries (More says whether
@@ -286,7 +291,14 @@ type AuthRequest struct {
 	// reported, or leaves the in-sync set; one that reports another disk than recorded
 	// leaves it too.
 	Disks []uint64
+	// Zone, Address: join-node: the joining node's zone and the HOST:PORT its peers reach
+	// it at (at most MaxAddressLen bytes).
+	Zone    uint32
+	Address string
 }
+
+// MaxAddressLen bounds a node's HOST:PORT in the node table.
+const MaxAddressLen = 256
 
 // AuthReply answers an AuthRequest.
 type AuthReply struct {

@@ -20,6 +20,9 @@ type Output struct {
 	Ops  []StorageOp
 	// Issued lists configurations the authority made durable and announced (for the simulator's checks).
 	Issued []IssuedConfig
+	// Peers: nodes that joined the running cluster, with the addresses to reach them at,
+	// learned from the authority (the driver adds them to its address book).
+	Peers []NodeEntry
 	// Fatal is set when the node cannot go on (a storage error): the driver must stop it
 	// and may restart it from its storage.
 	Fatal error
@@ -70,7 +73,9 @@ type Node struct {
 	raftRand        *Rand
 	tickCount       uint64
 
-	lastBeat  int64              // last OpNodeBeat sent
+	lastBeat  int64              // last OpNodeBeat (or OpJoinNode) sent
+	joined    bool               // Params.Join: the authority admitted us
+	peersSeen map[Addr]string    // joined nodes' addresses already passed to the driver
 	hostAsked map[VolumeID]int64 // open slots this node asked for, and when (bounded by maxInvites per beat)
 
 	syncPartsSent, syncPartsApplied, syncSeriesDone uint64 // NodeStats
@@ -93,7 +98,7 @@ func NewNode(p Params, st Storage, rng *Rand) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("core: %w", err)
 	}
-	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, tombs: map[VolumeID]hostTomb{}, hostAsked: map[VolumeID]int64{}, global: g,
+	n := &Node{p: p, st: st, rng: rng, vols: map[VolumeID]*volume{}, tombs: map[VolumeID]hostTomb{}, hostAsked: map[VolumeID]int64{}, peersSeen: map[Addr]string{}, global: g,
 		authGuess: NewLeaderGuess(p.Authorities)}
 	if slices.Contains(p.Authorities, p.Self) {
 		n.auth = newAuthority(n)

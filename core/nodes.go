@@ -28,6 +28,39 @@ import (
 //     eligible node asks OpRequestHost; the first applied wins, joins the replicas (not in
 //     sync), the primary copies the whole volume to it and grows it into the in-sync set.
 
+// joinedNode is a node that joined the running cluster (OpJoinNode; replicated).
+type joinedNode struct {
+	addr    Addr
+	zone    uint32
+	disk    uint64
+	address string
+}
+
+// allNodes: the nodes listed at the cluster's start (Params.Nodes, the same on every
+// member) and those that joined since.
+func (a *authority) allNodes() []NodeInfo {
+	out := slices.Clone(a.n.p.Nodes)
+	for _, j := range a.joined {
+		out = append(out, NodeInfo{Addr: j.addr, Zone: j.zone})
+	}
+	return out
+}
+
+// joinedIndex finds x among the joined nodes.
+func (a *authority) joinedIndex(x Addr) (int, bool) {
+	return slices.BinarySearchFunc(a.joined, x, func(j joinedNode, x Addr) int { return cmp.Compare(j.addr, x) })
+}
+
+// peerList is the joined nodes with their addresses (every node learns them from the
+// answers to its beats, so it can reach them).
+func (a *authority) peerList() []NodeEntry {
+	var out []NodeEntry
+	for _, j := range a.joined {
+		out = append(out, NodeEntry{Node: j.addr, Zone: j.zone, State: a.nodeState(j.addr), Disk: j.disk, Address: j.address})
+	}
+	return out
+}
+
 // beat is the leader's record of a node's last beat.
 type beat struct {
 	at   int64
@@ -53,7 +86,7 @@ func (a *authority) leaving(x Addr) bool {
 }
 
 func (a *authority) zoneOf(x Addr) (uint32, bool) {
-	for _, ni := range a.n.p.Nodes {
+	for _, ni := range a.allNodes() {
 		if ni.Addr == x {
 			return ni.Zone, true
 		}
@@ -110,7 +143,7 @@ func (a *authority) rebuilding(c *Config) bool {
 // startLeading resets the volatile node table when this member becomes leader.
 func (a *authority) startLeading() {
 	clear(a.beats)
-	for _, ni := range a.n.p.Nodes {
+	for _, ni := range a.allNodes() {
 		a.beats[ni.Addr] = beat{at: a.n.now}
 	}
 	clear(a.repairAt)
@@ -123,7 +156,7 @@ func (a *authority) onBeat(from Addr, r *AuthRequest) {
 		return
 	}
 	a.beats[from] = beat{at: a.n.now, disk: r.Disk}
-	a.n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: StatusOK, List: a.openSlots(from)})
+	a.n.send(from, &AuthReply{Op: r.Op, ReqID: r.ReqID, Status: StatusOK, List: a.openSlots(from), Nodes: a.peerList()})
 }
 
 // maxInvites bounds the open slots one beat's answer offers.
@@ -236,6 +269,8 @@ func (a *authority) decideNode(cmd *authCmd, cur *Config) outcome {
 	r := &cmd.req
 	no := func(st Status, c Config) outcome { return outcome{st: st, cfg: c, name: a.names[c.Volume]} }
 	switch r.Op {
+	case OpJoinNode:
+		return a.decideJoin(cmd)
 	case OpRemoveNode, OpDrainNode:
 		if _, ok := a.zoneOf(r.Node); !ok {
 			return no(StatusNotFound, Config{})
@@ -303,11 +338,40 @@ func (a *authority) decideNode(cmd *authCmd, cur *Config) outcome {
 	return o
 }
 
+// decideJoin admits a new node (refused: an id in use, or removed, or a bad request).
+func (a *authority) decideJoin(cmd *authCmd) outcome {
+	r := &cmd.req
+	no := func(st Status) outcome { return outcome{st: st} }
+	switch {
+	case r.Node == 0 || cmd.from != r.Node || r.Disk == 0 || r.Address == "" || len(r.Address) > MaxAddressLen:
+		return no(StatusInvalid)
+	case slices.ContainsFunc(a.n.p.Nodes, func(ni NodeInfo) bool { return ni.Addr == r.Node }), a.nodeState(r.Node) == NodeRemoved:
+		return no(StatusConflict) // listed at the start, or removed: never again under this id
+	}
+	if i, ok := a.joinedIndex(r.Node); ok {
+		if j := a.joined[i]; j.disk == r.Disk && j.zone == r.Zone && j.address == r.Address {
+			return no(StatusOK) // it joined already (a retry, or a restart)
+		}
+		return no(StatusConflict) // the id is in use with another disk, zone or address
+	}
+	if len(a.allNodes()) >= MaxNodes {
+		return no(StatusInvalid)
+	}
+	return outcome{st: StatusOK, join: &joinedNode{addr: r.Node, zone: r.Zone, disk: r.Disk, address: r.Address}}
+}
+
+// addJoined records a joined node (apply).
+func (a *authority) addJoined(j joinedNode) {
+	if i, ok := a.joinedIndex(j.addr); !ok {
+		a.joined = slices.Insert(a.joined, i, j)
+	}
+}
+
 // canLeave: every volume with a replica on x can be placed elsewhere: enough zones with
 // staying nodes other than x for its replication factor.
 func (a *authority) canLeave(x Addr) bool {
 	var zones []uint32
-	for _, ni := range a.n.p.Nodes {
+	for _, ni := range a.allNodes() {
 		if ni.Addr != x && !a.leaving(ni.Addr) && !slices.Contains(zones, ni.Zone) {
 			zones = append(zones, ni.Zone)
 		}
@@ -323,8 +387,11 @@ func (a *authority) canLeave(x Addr) bool {
 // listNodes answers OpListNodes (leader, after a read index).
 func (a *authority) listNodes(op AuthOp, reqID uint64) *AuthReply {
 	rep := &AuthReply{Op: op, ReqID: reqID, Status: StatusOK}
-	for _, ni := range a.n.p.Nodes {
+	for _, ni := range a.allNodes() {
 		e := NodeEntry{Node: ni.Addr, Zone: ni.Zone, State: a.nodeState(ni.Addr)}
+		if i, ok := a.joinedIndex(ni.Addr); ok {
+			e.Address = a.joined[i].address
+		}
 		if b, ok := a.beats[ni.Addr]; ok {
 			e.Disk, e.SilentMs = b.disk, uint64(max(0, a.n.now-b.at)/Millisecond)
 		}
@@ -362,6 +429,32 @@ func (a *authority) encodeStates(e *encoder) {
 		e.u64(uint64(x))
 		e.u64(uint64(a.states[x]))
 	}
+}
+
+// encodeJoined appends the joined nodes, in address order.
+func (a *authority) encodeJoined(e *encoder) {
+	e.u64(uint64(len(a.joined)))
+	for _, j := range a.joined {
+		e.u64(uint64(j.addr))
+		e.u64(uint64(j.zone))
+		e.u64(j.disk)
+		e.str(j.address)
+	}
+}
+
+func decodeJoined(d *decoder) []joinedNode {
+	if len(d.b) == 0 {
+		return nil // a table written before nodes could join
+	}
+	n := d.length(MaxNodes, 4)
+	out := make([]joinedNode, n)
+	for i := range out {
+		out[i] = joinedNode{addr: Addr(d.u32()), zone: d.u32(), disk: d.u64(), address: d.address()}
+		if i > 0 && out[i].addr <= out[i-1].addr && d.err == nil {
+			d.fail("joined nodes out of order")
+		}
+	}
+	return out
 }
 
 func decodeStates(d *decoder) map[Addr]uint8 {

@@ -56,6 +56,12 @@ type Params struct {
 	GrantTimeout int64
 	MaxReMirrors int
 
+	// Join: this node is new to a running cluster (not in the others' Nodes): it asks the
+	// authority to admit it (OpJoinNode, with Zone and Address: the HOST:PORT its peers
+	// reach it at) before anything else, and stops (Output.Fatal) if its id is in use.
+	Join    bool
+	Address string
+
 	// Wiped: this node's disk was lost (or it is a new machine for an old address). An
 	// authority member then joins the cell under a new identity instead of bootstrapping it.
 	Wiped bool
@@ -126,6 +132,8 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: NodeBeat, ReplaceAfter, GrantTimeout and MaxReMirrors must be positive")
 	case p.ReplaceAfter < 5*p.NodeBeat || p.GrantTimeout < 5*p.NodeBeat:
 		return fmt.Errorf("params: ReplaceAfter and GrantTimeout must be at least five beats (%d)", 5*p.NodeBeat)
+	case p.Join && (p.Address == "" || len(p.Address) > MaxAddressLen):
+		return fmt.Errorf("params: a joining node needs its Address (HOST:PORT, at most %d bytes)", MaxAddressLen)
 	case p.QueueBytes < BlockSize:
 		return fmt.Errorf("params: QueueBytes %d below one block", p.QueueBytes)
 	}

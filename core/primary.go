@@ -808,6 +808,9 @@ func (n *Node) onAuthReply(r *AuthReply) {
 			n.onBeatReply(r)
 		}
 		return
+	case OpJoinNode:
+		n.onJoinReply(r)
+		return
 	case OpListNodes, OpRemoveNode, OpDrainNode:
 		return // (asked by clients, not nodes)
 	}

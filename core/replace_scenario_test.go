@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -186,5 +187,65 @@ func TestScenarioSlotFirstAskerWins(t *testing.T) {
 		if len(ic.Replicas) > int(ic.RF) {
 			t.Fatalf("a configuration with more replicas than RF: %v", ic)
 		}
+	}
+}
+
+// A node joins the running cluster (it is in no other node's Nodes): the authority admits
+// it, lists it, and it takes the slot of a removed node. A second node claiming an id in
+// use is refused and stops.
+func TestScenarioNodeJoins(t *testing.T) {
+	c := newCluster(t, 5, func(p *Params) {
+		fastReplace(p)
+		p.Nodes = p.Nodes[:4] // node 5 is not listed at the start
+		if p.Self == 5 {
+			p.Join, p.Address = true, "10.0.0.5:7005"
+		}
+	})
+	c.inject(hAdmin, c.authLeader(), &AuthRequest{Op: OpCreateVolume, ReqID: 1, Vol: hVol, Blocks: hBlocks, RF: 3})
+	c.runUntil(5*Second, "volume created", func() bool {
+		cfg, ok := c.node(hAuth).n.AuthorityConfig(hVol)
+		return ok && cfg.DiskOf(cfg.Primary) != 0
+	})
+	for b := range uint64(4) {
+		c.writeOK(b, fill(byte(0x70+b), 1))
+	}
+	rep := adminReply(c, &AuthRequest{Op: OpListNodes, ReqID: 701})
+	if len(rep.Nodes) != 5 || rep.Nodes[4].Node != 5 || rep.Nodes[4].Address != "10.0.0.5:7005" || rep.Nodes[4].Zone != 4 {
+		t.Fatalf("node table after the join: %+v", rep.Nodes)
+	}
+	// Every node learned the joined node's address (from the answers to its beats).
+	if c.node(2).n.peersSeen[5] != "10.0.0.5:7005" {
+		t.Fatalf("node 2 did not learn node 5's address: %v", c.node(2).n.peersSeen)
+	}
+	cfg := c.authCfg()
+	var gone Addr
+	for _, r := range cfg.Replicas {
+		if r != cfg.Primary && r != hAuth {
+			gone = r
+		}
+	}
+	c.crash(gone)
+	if rep := adminReply(c, &AuthRequest{Op: OpRemoveNode, ReqID: 702, Node: gone}); rep.Status != StatusOK {
+		t.Fatalf("remove: %v", rep.Status)
+	}
+	c.runUntil(10*Second, "replaced", func() bool { return fullCopy(c, gone) })
+	if ac := c.authCfg(); !ac.IsReplica(5) && spare(c, cfg) != 5 {
+		t.Logf("replaced on %v (not the joined node: another zone was free too)", ac.Replicas)
+	}
+	for b := range uint64(4) {
+		c.readOK(b, fill(byte(0x70+b), 1))
+	}
+	// A node claiming id 5 with another disk is refused, and stops.
+	imp := c.node(5)
+	c.crash(5)
+	imp.p.Disk = hDisk(5, 9)
+	imp.expectFatal = true
+	c.start(imp)
+	c.run(2 * Second)
+	if imp.up || imp.n.joined || imp.fatal == nil || !strings.Contains(imp.fatal.Error(), "in use") {
+		t.Fatalf("a second node claiming id 5: up=%v joined=%v fatal=%v", imp.up, imp.n.joined, imp.fatal)
+	}
+	if rep := adminReply(c, &AuthRequest{Op: OpListNodes, ReqID: 703}); rep.Nodes[4].Disk != hDisk(5, 0) && rep.Nodes[4].Disk != 0 {
+		t.Fatalf("the impostor changed the node table: %+v", rep.Nodes[4])
 	}
 }

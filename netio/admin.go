@@ -36,6 +36,7 @@ func NewAdmin(r *Runner, cl *Client) *Admin {
 	a.mux.HandleFunc("DELETE /v1/volumes/{name}", a.remove)
 	a.mux.HandleFunc("PUT /v1/volumes/{name}/qos", a.setQoS)
 	a.mux.HandleFunc("GET /v1/nodes", a.listNodes)
+	a.mux.HandleFunc("GET /v1/cluster", a.cluster)
 	a.mux.HandleFunc("POST /v1/nodes/{id}/drain", a.nodeOp(core.OpDrainNode))
 	a.mux.HandleFunc("DELETE /v1/nodes/{id}", a.nodeOp(core.OpRemoveNode))
 	return a

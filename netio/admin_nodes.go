@@ -34,6 +34,17 @@ func nodeJSON(e core.NodeEntry) NodeJSON {
 	return n
 }
 
+// ClusterJSON is GET /v1/cluster: what a node joining with --join needs.
+type ClusterJSON struct {
+	Peers       []string    `json:"peers"` // every storage node this node knows, ID=ZONE@HOST:PORT
+	Authorities []core.Addr `json:"authorities"`
+}
+
+func (a *Admin) cluster(w http.ResponseWriter, req *http.Request) {
+	peers, auth := a.r.Cluster()
+	writeJSON(w, http.StatusOK, ClusterJSON{Peers: peers, Authorities: auth})
+}
+
 func (a *Admin) listNodes(w http.ResponseWriter, req *http.Request) {
 	rep := a.ask(w, req, core.AuthRequest{Op: core.OpListNodes})
 	if rep == nil {

@@ -126,6 +126,11 @@ func (r *Runner) attach(cl *Client) {
 		r.locals = map[core.Addr]*Client{}
 	}
 	r.locals[cl.id] = cl
+	for _, e := range r.learned {
+		if err := cl.tr.AddPeer(e.Node, e.Address); err != nil {
+			r.log.Warn("cannot add a joined node to a local client's address book", "peer", e.Node, "err", err)
+		}
+	}
 }
 
 // detach undoes attach.

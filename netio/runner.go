@@ -54,6 +54,7 @@ type Runner struct {
 	started bool                  // the node has recovered: it may be stepped
 	stopped bool                  // Run is stopping: the node takes no more input
 	fatal   error                 // why the node cannot go on (it stops the runner)
+	learned []core.NodeEntry      // nodes that joined the running cluster (their addresses)
 }
 
 // Bounds of the runner's queues.
@@ -319,6 +320,9 @@ func (r *Runner) flush() {
 		}
 	}
 	r.ops.push(out.Ops)
+	for _, e := range out.Peers {
+		r.addPeer(e)
+	}
 	if out.Fatal != nil {
 		r.halt(fmt.Errorf("node %d stopped: %w", r.cfg.Params.Self, out.Fatal))
 	}

@@ -18,7 +18,9 @@ type Transport struct {
 	cfg     TransportConfig
 	log     *slog.Logger
 	deliver func(from core.Addr, m core.Message, more bool)
-	peers   map[core.Addr]*peer // fixed after NewTransport
+	// peers: the address book, copy-on-write (AddPeer stores a new map; readers load it
+	// without a lock).
+	peers   atomic.Pointer[map[core.Addr]*peer]
 	stats   transportCounters
 	inbound atomic.Int64 // inbound connections open (including in their hello)
 
@@ -50,14 +52,53 @@ func NewTransport(c TransportConfig, deliver func(from core.Addr, m core.Message
 		return nil, err
 	}
 	t := &Transport{cfg: c, log: c.Log.With("self", c.Self), deliver: deliver,
-		peers: make(map[core.Addr]*peer, len(c.Peers)),
 		conns: make(map[*conn]struct{}), clients: make(map[core.Addr]*inbound)}
+	peers := make(map[core.Addr]*peer, len(c.Peers))
 	for a, hp := range c.Peers {
 		if a != c.Self {
-			t.peers[a] = &peer{addr: a, hostport: hp, q: newSendQueue(c.QueueLimit, c.QueueBytes), back: make(chan struct{}, 1)}
+			peers[a] = t.newPeer(a, hp)
 		}
 	}
+	t.peers.Store(&peers)
 	return t, nil
+}
+
+func (t *Transport) newPeer(a core.Addr, hostport string) *peer {
+	return &peer{addr: a, hostport: hostport, q: newSendQueue(t.cfg.QueueLimit, t.cfg.QueueBytes), back: make(chan struct{}, 1)}
+}
+
+// peer returns the address book's entry for a (nil: not a peer).
+func (t *Transport) peer(a core.Addr) *peer { return (*t.peers.Load())[a] }
+
+// AddPeer adds a node to the address book (a node that joined the running cluster); an
+// address already known is kept. At most MaxNodes peers.
+func (t *Transport) AddPeer(a core.Addr, hostport string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.peers.Load()
+	if a == t.cfg.Self || old[a] != nil {
+		return nil
+	}
+	if len(old) >= core.MaxNodes {
+		return fmt.Errorf("netio: address book full (%d peers)", len(old))
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return fmt.Errorf("netio: peer %d address %q: %w", a, hostport, err)
+	}
+	peers := make(map[core.Addr]*peer, len(old)+1)
+	for k, v := range old {
+		peers[k] = v
+	}
+	p := t.newPeer(a, hostport)
+	peers[a] = p
+	t.peers.Store(&peers)
+	if t.closed {
+		putBufs(p.q.close())
+	} else if t.started {
+		t.spawn(func() { t.runPeer(p) })
+	}
+	t.log.Info("peer added", "peer", a, "address", hostport)
+	return nil
 }
 
 // Start listens (if Listen is set) and starts the per-peer writers, which dial lazily on
@@ -81,7 +122,7 @@ func (t *Transport) Start(ctx context.Context) error {
 	if t.ln != nil {
 		t.spawn(t.acceptLoop)
 	}
-	for _, p := range t.peers {
+	for _, p := range *t.peers.Load() {
 		t.spawn(func() { t.runPeer(p) })
 	}
 	return nil
@@ -122,7 +163,7 @@ func (t *Transport) Send(to core.Addr, m core.Message) {
 // one write and no write is made under the lock.
 func (t *Transport) Enqueue(to core.Addr, m core.Message) Queue {
 	var q *sendQueue
-	if p := t.peers[to]; p != nil {
+	if p := t.peer(to); p != nil {
 		q = p.q
 	} else {
 		t.mu.Lock()
@@ -182,7 +223,10 @@ func (t *Transport) Close() error {
 			t.cancel()
 		}
 		t.wg.Wait()
-		for _, p := range t.peers {
+		t.mu.Lock()
+		peers := *t.peers.Load()
+		t.mu.Unlock()
+		for _, p := range peers {
 			putBufs(p.q.close())
 		}
 	})

@@ -72,14 +72,14 @@ func (t *Transport) serveInbound(nc net.Conn) {
 	}
 	t.stats.accepted.Add(1)
 	t.log.Debug("accepted", "peer", c.peer, "remote", nc.RemoteAddr(), "nonce", c.nonce)
-	if p := t.peers[c.peer]; p != nil {
+	if p := t.peer(c.peer); p != nil {
 		select { // the peer is up: our redial to it need not wait out its backoff
 		case p.back <- struct{}{}:
 		default:
 		}
 	}
 	in := &inbound{c: c, q: newSendQueue(t.cfg.QueueLimit, t.cfg.QueueBytes)}
-	if _, known := t.peers[c.peer]; !known {
+	if t.peer(c.peer) == nil {
 		t.mu.Lock()
 		t.clients[c.peer] = in // the newest connection from an endpoint answers it
 		t.mu.Unlock()
@@ -94,7 +94,7 @@ func (t *Transport) serveInbound(nc net.Conn) {
 		}()
 	}
 	var route *inbound
-	if _, known := t.peers[c.peer]; !known {
+	if t.peer(c.peer) == nil {
 		route = in
 	}
 	t.spawn(func() { t.readLoop(c, route) })

@@ -20,6 +20,7 @@ import (
 
 const nodeUsage = `Usage:
   cairn node --id N --peers ID=ZONE@HOST:PORT,... --data-dir DIR [flags]
+  cairn node --id N --zone Z --listen HOST:PORT --data-dir DIR --join ADMIN_HOST:PORT[,...] [flags]
   cairn node list | drain ID | remove ID   (see 'cairn node list --help')
 
 Runs one storage node: it serves its replicas, replicates to its peers and, when it is
@@ -33,6 +34,13 @@ Example (a three-node cluster on one machine, one command per node):
   cairn node --id 1 --peers 1=0@127.0.0.1:7001,2=1@127.0.0.1:7002,3=2@127.0.0.1:7003 --data-dir data/n1
   cairn node --id 2 --peers ...same list... --data-dir data/n2
   cairn node --id 3 --peers ...same list... --data-dir data/n3
+
+--peers lists the nodes of a new cluster. A node added to a running cluster uses --join
+instead, with the admin API address of any of its nodes: it learns the nodes and the
+authority cell from there, asks the authority to admit it (an id already in use is
+refused: the node stops with a message), and every node learns its address. It then
+takes open replica slots like any node ('cairn node list' shows it). Example:
+  cairn node --id 4 --zone 1 --listen 10.0.0.4:7001 --data-dir data/n4 --join 10.0.0.1:8001
 
 With --nbd HOST:PORT the node also serves every volume of the cluster over NBD, by name
 (nbd://HOST:PORT/NAME), for qemu, fio, nbdcopy or nbdfuse. Connect to the node that is

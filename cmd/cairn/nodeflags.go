@@ -30,6 +30,7 @@ type nodeConfig struct {
 	logFormat    string
 	replaceAfter time.Duration
 	maxReMirrors int
+	join         bool // joining a running cluster (--join): the core asks the authority to admit it
 }
 
 type peer struct {
@@ -124,7 +125,7 @@ func envDefault(name, def string) string {
 }
 
 func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
-	var idS, zoneS, peersS, authS string
+	var idS, zoneS, peersS, authS, joinS string
 	c := &nodeConfig{}
 	wipedEnv, err := strconv.ParseBool(envDefault("CAIRN_WIPED", "false"))
 	if err != nil {
@@ -138,6 +139,7 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.DurationVar(&c.nbdTimeout, "nbd-timeout", 10*time.Second, "with --nbd: an NBD request still waiting for the volume after this long (no primary) fails with EIO")
 	fs.StringVar(&c.dataDir, "data-dir", envDefault("CAIRN_DATA_DIR", ""), "`DIR` holding this node's journal and blocks (env CAIRN_DATA_DIR)")
 	fs.StringVar(&peersS, "peers", envDefault("CAIRN_PEERS", ""), "every storage node as `ID=ZONE@HOST:PORT,...` (env CAIRN_PEERS)")
+	fs.StringVar(&joinS, "join", envDefault("CAIRN_JOIN", ""), "join a running cluster instead of --peers: the admin API `HOST:PORT[,...]` of any of its nodes (needs --zone and --listen; env CAIRN_JOIN)")
 	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
 	fs.BoolVar(&c.wiped, "wiped", wipedEnv, "this node's disk was lost (or a new machine replaces it): its volumes are rebuilt onto the new disk, and an authority member rejoins the cell under a new identity; without it, a new data directory where the cluster records replicas is refused (env CAIRN_WIPED)")
 	fs.DurationVar(&c.replaceAfter, "replace-after", 5*time.Minute, "a replica whose node has been silent this long is replaced on another node (copied in full there); 'cairn node remove' replaces at once")
@@ -156,6 +158,22 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 		return nil, fmt.Errorf("--id %q: want this node's id, 1 to 998", idS)
 	}
 	c.id = core.Addr(id)
+	if joinS != "" {
+		if peersS != "" {
+			return nil, fmt.Errorf("--join and --peers exclude each other: a joining node learns the cluster's nodes from --join")
+		}
+		if _, err := strconv.ParseUint(zoneS, 10, 32); err != nil || c.listen == "" {
+			return nil, fmt.Errorf("--join needs --zone (a number) and --listen (the HOST:PORT its peers reach it at)")
+		}
+		var auth string
+		if peersS, auth, err = joinPeers(joinS, c.id, zoneS, c.listen, 10*time.Second); err != nil {
+			return nil, err
+		}
+		if authS == "" {
+			authS = auth
+		}
+		c.join = true
+	}
 	if c.peers, err = parsePeers(peersS); err != nil {
 		return nil, err
 	}
@@ -255,5 +273,6 @@ func (c *nodeConfig) params() core.Params {
 	p.ReplaceAfter = int64(c.replaceAfter)
 	p.GrantTimeout = min(p.GrantTimeout, p.ReplaceAfter)
 	p.MaxReMirrors = c.maxReMirrors
+	p.Join, p.Address = c.join, c.listen
 	return p
 }
