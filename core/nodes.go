@@ -408,6 +408,19 @@ func (a *authority) listNodes(op AuthOp, reqID uint64) *AuthReply {
 	return rep
 }
 
+// AuthorityNodes is this member's applied node table (for checks; states as replicated,
+// no liveness).
+func (n *Node) AuthorityNodes() []NodeEntry {
+	if n.auth == nil {
+		return nil
+	}
+	var out []NodeEntry
+	for _, ni := range n.auth.allNodes() {
+		out = append(out, NodeEntry{Node: ni.Addr, Zone: ni.Zone, State: n.auth.nodeState(ni.Addr)})
+	}
+	return out
+}
+
 // setNodeState applies a node-table change.
 func (a *authority) setNodeState(x Addr, s uint8) {
 	if s == NodeUp {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/cairnstore/cairn/core"
@@ -12,6 +13,8 @@ import (
 //   - a node stops for good (never restarted, not even by the healing): after ReplaceAfter
 //     the authority drops its replicas, other nodes win the open slots and are copied;
 //   - the same, and a little later the operator removes it (OpRemoveNode): at once;
+//   - in half the seeds that lose a node, a fresh node then joins the running cluster in
+//     the lost node's zone (Params.Join: no other node lists it) and takes slots;
 //   - the operator drains a live node (OpDrainNode): each replica is copied elsewhere
 //     first, then leaves (a primary hands over); the node stays up.
 //
@@ -80,11 +83,33 @@ func (w *world) scheduleLoss() {
 			if kind == lostRemoved {
 				w.q.after(between(r, 0, 2000)*core.Millisecond, func() { w.operatorNodeOp(core.OpRemoveNode, sn.addr) })
 			}
+			if r.Intn(2) == 0 {
+				w.q.after(between(r, 200, 3000)*core.Millisecond, func() { w.joinNode(sn.zone, r) })
+			}
 		case lostDrained:
 			w.tracef("node %d drained", sn.addr)
 			w.operatorNodeOp(core.OpDrainNode, sn.addr)
 		}
 	})
+}
+
+// joinNode starts a fresh node in zone that joins the running cluster (Params.Join): no
+// other node lists it, the authority admits it and it takes open slots like any node.
+func (w *world) joinNode(zone uint32, r *core.Rand) {
+	tmpl := w.nodes[0].params
+	p := w.s.params
+	p.Self, p.Zone, p.Authorities, p.Nodes = core.Addr(len(w.nodes)+1), zone, tmpl.Authorities, tmpl.Nodes
+	p.Join, p.Address = true, fmt.Sprintf("sim-node-%d:7000", p.Self)
+	p.Disk = diskID(w.o.Seed, p.Self, 0)
+	sn := &simNode{addr: p.Self, zone: zone, disk: newDisk(r.Uint64()), drift: between(r, -p.DriftPPM, p.DriftPPM),
+		offset: between(r, -1000, 1000) * core.Millisecond, params: p,
+		tick: max(2*core.Millisecond, min(p.HeartbeatInterval, p.RetransmitTimeout)/4)}
+	sn.disk.fs.SetFaults(w.s.diskFaults)
+	w.nodes = append(w.nodes, sn)
+	w.joined = sn
+	w.mix('J', uint64(sn.addr), uint64(zone), nil)
+	w.tracef("node %d joins the cluster in zone %d", sn.addr, zone)
+	w.startNode(sn)
 }
 
 // operatorNodeOp sends a remove or drain until it is answered.
@@ -151,6 +176,9 @@ func (w *world) checkFullRF() {
 	}
 	if w.lost != nil && w.lostKind != lostGone && !w.lostAnswered {
 		w.stuck("the operator's remove or drain of node %d was never answered", w.lost.addr)
+	}
+	if j := w.joined; j != nil && j.up && !slices.ContainsFunc(auth.n.AuthorityNodes(), func(e core.NodeEntry) bool { return e.Node == j.addr }) {
+		w.stuck("node %d joined but the authority does not list it", j.addr)
 	}
 	var zones []uint32
 	for _, sn := range w.nodes {

@@ -40,6 +40,7 @@ type Result struct {
 	DegradedSeconds        float64  `json:"degraded_seconds"`          // volume-seconds with fewer in-sync replicas than RF
 	MaxConcurrentReMirrors int      `json:"max_concurrent_re_mirrors"` // most replicas being rebuilt at once
 	NodeLoss               string   `json:"node_loss,omitempty"`       // a node gone for good, removed or drained (sim/lost.go)
+	NodeJoined             bool     `json:"node_joined,omitempty"`     // a fresh node joined the running cluster
 	ConfigOps              int      `json:"config_ops"`                // authority requests checked by the configuration model
 	AuthorityLeaderChgs    int      `json:"authority_leader_changes"`
 	SyncParts              int      `json:"sync_parts"`     // catch-up parts sent (a member behind by more than MaxSyncBlocks)
@@ -137,6 +138,7 @@ func Run(o Options) Result {
 	if w.lost != nil {
 		res.NodeLoss = []string{lostGone: "gone", lostRemoved: "removed", lostDrained: "drained"}[w.lostKind]
 	}
+	res.NodeJoined = w.joined != nil
 	res.DegradedSeconds, res.MaxConcurrentReMirrors = w.degradedSeconds(), w.maxReMirrors
 	res.Messages = w.msgsSent
 	res.SyncParts, res.SyncMultipart, res.MaxSyncBlocks = w.syncParts, w.syncSeries, w.s.params.MaxSyncBlocks

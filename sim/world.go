@@ -92,6 +92,7 @@ type world struct {
 	lostKind     int
 	lostAnswered bool
 	lostStatus   core.Status
+	joined       *simNode // a fresh node that joined the running cluster
 
 	qosAgg map[core.VolumeID]*volAgg
 	seen   map[counterKey]counterSeen

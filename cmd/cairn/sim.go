@@ -206,6 +206,7 @@ type campaignSummary struct {
 	MaxReMirrors   int      `json:"max_concurrent_re_mirrors"`
 	NodesLost      int      `json:"nodes_lost"` // gone for good or removed (sim/lost.go)
 	NodesDrained   int      `json:"nodes_drained"`
+	NodesJoined    int      `json:"nodes_joined"` // fresh nodes that joined a running cluster
 	CheckSeconds   float64  `json:"check_seconds"`
 	MaxCheck       float64  `json:"max_check_seconds"`
 	MaxCheckSeed   uint64   `json:"max_check_seed"`
@@ -288,6 +289,9 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 		s.ReMirrorBytes += r.ReMirrorBytes
 		s.DegradedSecs += r.DegradedSeconds
 		s.MaxReMirrors = max(s.MaxReMirrors, r.MaxConcurrentReMirrors)
+		if r.NodeJoined {
+			s.NodesJoined++
+		}
 		switch r.NodeLoss {
 		case "gone", "removed":
 			s.NodesLost++
@@ -310,9 +314,9 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 	}
 	s.WallSeconds = time.Since(start).Seconds()
 	s.SeedsPerSecond = float64(f.seeds) / s.WallSeconds
-	fmt.Fprintf(stdout, "%d seeds from %d: %d failed (%d violation, %d stuck)  %.2f seeds/s  sim %.0fs in wall %.1fs  ops=%d failovers=%d (unnecessary %d)  wiped replicas=%d in %d seeds, re-mirrors=%d, nodes lost=%d drained=%d\n",
+	fmt.Fprintf(stdout, "%d seeds from %d: %d failed (%d violation, %d stuck)  %.2f seeds/s  sim %.0fs in wall %.1fs  ops=%d failovers=%d (unnecessary %d)  wiped replicas=%d in %d seeds, re-mirrors=%d, nodes lost=%d drained=%d joined=%d\n",
 		s.Seeds, s.From, len(s.Failed), s.Violations, s.Stuck, s.SeedsPerSecond, s.SimSeconds, s.WallSeconds, s.Ops, s.Failovers, s.Unnecessary,
-		s.WipedReplicas, s.WipeSeeds, s.ReMirrors, s.NodesLost, s.NodesDrained)
+		s.WipedReplicas, s.WipeSeeds, s.ReMirrors, s.NodesLost, s.NodesDrained, s.NodesJoined)
 	if f.json {
 		b, _ := json.Marshal(s)
 		fmt.Fprintln(stdout, string(b))
