@@ -249,3 +249,31 @@ func TestScenarioNodeJoins(t *testing.T) {
 		t.Fatalf("the impostor changed the node table: %+v", rep.Nodes[4])
 	}
 }
+
+// The primary dies for good while the only other in-sync replica is down too: that
+// replica is never dropped for its silence (no other in-sync copy beats), so when it
+// returns it takes over with every acknowledged write. (Found by the simulator, seed
+// 9500392: the replica was dropped and the volume lost its last copy.)
+func TestScenarioLastCopyNotDropped(t *testing.T) {
+	// Replicas on nodes 2-4 only, so the authority (node 1) stays up while they fail.
+	c, _, p, m := setup(t, func(p *Params) { fastReplace(p); p.Nodes = p.Nodes[1:] })
+	a, s := m[0], m[1]
+	for b := range uint64(4) {
+		c.writeOK(b, fill(byte(0x30+b), 1))
+	}
+	c.crash(a)
+	c.runUntil(5*Second, "a shrunk out", func() bool { ac := c.authCfg(); return !ac.IsInSync(a) })
+	c.writeOK(4, fill(0x44, 1))
+	c.crash(p)
+	c.crash(s)
+	c.run(3 * c.node(1).p.ReplaceAfter)
+	if ac := c.authCfg(); !ac.IsInSync(s) || !ac.IsReplica(s) {
+		t.Fatalf("the last in-sync copy was dropped while down: %v", ac)
+	}
+	c.start(c.node(s))
+	c.runUntil(10*Second, "s takes over", func() bool { ac := c.authCfg(); return ac.Primary == s })
+	for b := range uint64(4) {
+		c.readOK(b, fill(byte(0x30+b), 1))
+	}
+	c.readOK(4, fill(0x44, 1))
+}
