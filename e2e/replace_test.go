@@ -118,7 +118,7 @@ func TestReplaceLostNodeAndDrainUnderFio(t *testing.T) {
 	for _, v := range l.Volumes {
 		names = append(names, v.Name)
 	}
-	vols := c.backToRF(names, 0, 20*time.Second) // healthy, disks recorded
+	c.backToRF(names, 0, 20*time.Second) // healthy, disks recorded
 	two, three = c.volume("two"), c.volume(three.Name)
 
 	// 1. The victim is lost for good under fio, and removed.
@@ -138,7 +138,7 @@ func TestReplaceLostNodeAndDrainUnderFio(t *testing.T) {
 			t.Fatalf("fio with node %d lost: %v\n%s", victim, err, out)
 		}
 	}
-	vols = c.backToRF(names, victim, 60*time.Second)
+	vols := c.backToRF(names, victim, 60*time.Second)
 	t.Logf("every volume back to full RF %.1f s after node %d was lost", time.Since(lost).Seconds(), victim)
 	for _, args := range [][]string{argsTwo, argsThree} {
 		sh(t, append([]string{"fio"}, append(args, "--verify_only")...)...)
