@@ -552,12 +552,17 @@ func (a *authority) decide(cmd *authCmd) outcome {
 	default:
 		return no(StatusInvalid, c)
 	}
+	return a.change(cur, c)
+}
+
+// change is the outcome of replacing cur with c at the next epoch (checked).
+func (a *authority) change(cur *Config, c Config) outcome {
 	c.Epoch++
 	if err := c.check(); err != nil {
 		a.n.fatal(err)
-		return no(StatusInvalid, cur.Clone())
+		return outcome{st: StatusInvalid, cfg: cur.Clone(), name: a.names[cur.Volume]}
 	}
-	return outcome{st: StatusOK, cfg: c, name: a.names[r.Vol], set: true}
+	return outcome{st: StatusOK, cfg: c, name: a.names[c.Volume], set: true}
 }
 
 // renewDisks records, at a Renew, the primary's disk and every disk its members reported

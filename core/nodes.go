@@ -333,13 +333,8 @@ func (a *authority) decideNode(cmd *authCmd, cur *Config) outcome {
 	default:
 		return no(StatusInvalid, c)
 	}
-	c.Epoch++
-	if err := c.check(); err != nil {
-		a.n.fatal(err)
-		return no(StatusInvalid, cur.Clone())
-	}
-	o := outcome{st: StatusOK, cfg: c, name: a.names[r.Vol], set: true}
-	if r.Op == opDropReplica {
+	o := a.change(cur, c)
+	if r.Op == opDropReplica && o.set {
 		o.dropped = r.Node
 	}
 	return o

@@ -144,16 +144,7 @@ func (w *world) lossSafe(sn *simNode, kind int) bool {
 	if kind == lostDrained {
 		return sn.up
 	}
-	for v := range w.s.volumes + 1 {
-		vol := core.VolumeID(v + 1)
-		h := w.issued[vol]
-		if len(h) == 0 || vol == w.doomed {
-			continue
-		}
-		cfg := h[len(h)-1].cfg
-		if !cfg.IsReplica(sn.addr) {
-			continue
-		}
+	for _, cfg := range w.hosted(sn.addr) {
 		if !slices.ContainsFunc(cfg.InSync, func(r core.Addr) bool { return r != sn.addr && w.intact(&cfg, r) }) {
 			return false
 		}

@@ -79,21 +79,30 @@ func (w *world) hostsReplica(a core.Addr) bool {
 	return false
 }
 
-// wipeSafe: wiping sn's disk leaves an intact copy of every volume it hosts (see above).
-func (w *world) wipeSafe(sn *simNode) bool {
-	if slices.Contains(w.authorities(), sn.addr) && (w.memberWiped || w.wipes > 0) {
-		return false // the cell survives one lost member disk, not two
-	}
+// hosted: the newest issued configuration of every volume a is a replica of (the deleted
+// volume aside).
+func (w *world) hosted(a core.Addr) []core.Config {
+	var out []core.Config
 	for v := range w.s.volumes + 1 {
 		vol := core.VolumeID(v + 1)
 		h := w.issued[vol]
 		if len(h) == 0 || vol == w.doomed {
 			continue
 		}
-		cfg := h[len(h)-1].cfg
-		if !cfg.IsReplica(sn.addr) {
-			continue
+		if cfg := h[len(h)-1].cfg; cfg.IsReplica(a) {
+			out = append(out, cfg)
 		}
+	}
+	return out
+}
+
+// wipeSafe: wiping sn's disk leaves an intact copy of every volume it hosts (see above).
+func (w *world) wipeSafe(sn *simNode) bool {
+	if slices.Contains(w.authorities(), sn.addr) && (w.memberWiped || w.wipes > 0) {
+		return false // the cell survives one lost member disk, not two
+	}
+	for _, cfg := range w.hosted(sn.addr) {
+		vol := cfg.Volume
 		if cfg.Primary == sn.addr {
 			return false
 		}
