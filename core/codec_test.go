@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
 
 	"pgregory.net/rapid"
 )
@@ -290,12 +291,18 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 	case KindAuthRequest:
 		return &AuthRequest{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Vol: VolumeID(u32("vol")), FromEpoch: Epoch(u64("fromepoch")),
 			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos"), Member: u64("member"),
-			Name: codecDrawName(t, "name"), Disk: u64("disk"), Disks: codecDrawU64s(t, "disks")}
+			Name: codecDrawName(t, "name"), Disk: u64("disk"), Disks: codecDrawU64s(t, "disks"), Zone: u32("zone"),
+			Address: codecDrawAddress(t, "address")}
 	case KindAuthReply:
 		m := &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config"),
 			Leader: Addr(u32("leader")), Name: codecDrawName(t, "name"), More: bl("more")}
 		for i := range rapid.IntRange(0, 4).Draw(t, "nlist") {
 			m.List = append(m.List, VolumeEntry{Name: codecDrawName(t, fmt.Sprint("list-name-", i)), Config: codecDrawConfig(t, fmt.Sprint("list-", i))})
+		}
+		for i := range rapid.IntRange(0, 3).Draw(t, "nnodes") {
+			k := fmt.Sprint("node-", i, "-")
+			m.Nodes = append(m.Nodes, NodeEntry{Node: Addr(u32(k + "id")), Zone: u32(k + "zone"), State: u8(k + "state"), Disk: u64(k + "disk"),
+				SilentMs: u64(k + "silent"), Replicas: u32(k + "replicas"), Address: codecDrawAddress(t, k+"address")})
 		}
 		return m
 	case KindHealthCheck:
@@ -370,6 +377,9 @@ func codecSampleMessages() []Message {
 		&AuthReply{Op: OpListVolumes, ReqID: 8, Status: StatusOK, List: []VolumeEntry{{Name: "db", Config: cfg}, {Config: cfg}}, More: true},
 		&AuthRequest{Op: OpCreateVolume, ReqID: 5, Vol: 7, Blocks: 1 << 18, RF: 3, Name: strings.Repeat("n", MaxVolumeName)},
 		&AuthRequest{Op: OpListVolumes, ReqID: 8, Vol: 1 << 31},
+		&AuthRequest{Op: OpJoinNode, ReqID: 10, Node: 6, Zone: 2, Disk: 0xd15c, Address: "10.0.0.6:7001"},
+		&AuthReply{Op: OpNodeBeat, ReqID: 11, Status: StatusOK, List: []VolumeEntry{{Config: cfg}},
+			Nodes: []NodeEntry{{Node: 6, Zone: 2, State: NodeDraining, Disk: 0xd15c, SilentMs: 1500, Replicas: 3, Address: "[::1]:7001"}}},
 		&ConfigPush{Config: Config{Volume: 7, Epoch: 6, Replicas: []Addr{11, 23, 37}}, Deleted: true},
 		&HealthCheck{Vol: 7, Epoch: 4},
 		&Probe{Vol: 7, Nonce: 77},
@@ -816,4 +826,9 @@ func TestCodecVolumeNames(t *testing.T) {
 	if len(enc) > 128<<10 {
 		t.Errorf("a full list page of the largest entries is %d bytes, want it far below a frame", len(enc))
 	}
+}
+
+// codecDrawAddress draws a node address: empty, or printable ASCII up to MaxAddressLen.
+func codecDrawAddress(t *rapid.T, label string) string {
+	return rapid.StringOfN(rapid.RuneFrom(nil, &unicode.RangeTable{R16: []unicode.Range16{{Lo: '!', Hi: '~', Stride: 1}}}), 0, MaxAddressLen, -1).Draw(t, label)
 }
