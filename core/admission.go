@@ -204,7 +204,7 @@ func (n *Node) nodeStats() NodeStats {
 	return NodeStats{Self: n.p.Self, GlobalRate: n.global.Rate(), GlobalTokens: n.global.Tokens(n.now),
 		DiskLatency: n.global.LatencyEWMA(), StorageQueue: len(n.inflight),
 		SyncPartsSent: n.syncPartsSent, SyncPartsApplied: n.syncPartsApplied, SyncSeriesDone: n.syncSeriesDone,
-		ReMirrorBytes: n.reMirrorBytes}
+		ReMirrorBytes: n.reMirrorBytes, CopyWaits: n.copyWaits}
 }
 
 func (n *Node) volumeStats(v *volume, withLatency bool) (VolumeStats, bool) {

@@ -93,3 +93,28 @@ func (n *Node) handOver(v *volume) {
 	p.handingOver = true
 	n.sendAuth(v, OpHandover, 0)
 }
+
+// copyBudget takes blocks block images from the node's copy budget (Params.CopyRate, a
+// token bucket in bytes holding at most two full catch-up messages), or reports that they
+// must wait.
+func (n *Node) copyBudget(blocks int) bool {
+	if n.p.CopyRate == 0 || blocks == 0 {
+		return true
+	}
+	burst := 2 * int64(n.p.MaxSyncBlocks) * BlockSize
+	if n.copyAt == 0 {
+		n.copyTokens = burst
+	} else if n.now > n.copyAt {
+		// (Whole seconds and the remainder apart: no overflow for any rate.)
+		d := n.now - n.copyAt
+		n.copyTokens = min(burst, n.copyTokens+d/Second*n.p.CopyRate+d%Second*n.p.CopyRate/Second)
+	}
+	n.copyAt = max(n.copyAt, n.now)
+	need := int64(blocks) * BlockSize
+	if n.copyTokens < need {
+		n.copyWaits++
+		return false
+	}
+	n.copyTokens -= need
+	return true
+}

@@ -73,10 +73,14 @@ type Node struct {
 	raftRand        *Rand
 	tickCount       uint64
 
-	lastBeat  int64              // last OpNodeBeat (or OpJoinNode) sent
-	joined    bool               // Params.Join: the authority admitted us
-	peersSeen map[Addr]string    // joined nodes' addresses already passed to the driver
-	hostAsked map[VolumeID]int64 // open slots this node asked for, and when (bounded by maxInvites per beat)
+	lastBeat  int64           // last OpNodeBeat (or OpJoinNode) sent
+	joined    bool            // Params.Join: the authority admitted us
+	peersSeen map[Addr]string // joined nodes' addresses already passed to the driver
+	// The copy budget (copyBudget): tokens in bytes, as of copyAt; copyWaits counts the
+	// catch-up answers it held back (NodeStats).
+	copyTokens, copyAt int64
+	copyWaits          uint64
+	hostAsked          map[VolumeID]int64 // open slots this node asked for, and when (bounded by maxInvites per beat)
 
 	syncPartsSent, syncPartsApplied, syncSeriesDone uint64 // NodeStats
 	reMirrorBytes                                   uint64 // NodeStats

@@ -55,6 +55,10 @@ type Params struct {
 	ReplaceAfter int64
 	GrantTimeout int64
 	MaxReMirrors int
+	// CopyRate: bytes per second of block images this node sends as a primary, to every
+	// member it copies or catches up together (re-mirroring and catch-up share it); 0: no
+	// limit. A part that would exceed it waits (the member asks again).
+	CopyRate int64
 
 	// Join: this node is new to a running cluster (not in the others' Nodes): it asks the
 	// authority to admit it (OpJoinNode, with Zone and Address: the HOST:PORT its peers
@@ -97,6 +101,7 @@ func DefaultParams(self Addr, zone uint32, authorities []Addr, nodes []NodeInfo)
 		ReplaceAfter:      5 * 60 * Second,
 		GrantTimeout:      30 * Second,
 		MaxReMirrors:      4,
+		CopyRate:          256 << 20,
 		Global:            qos.DefaultGlobalConfig(),
 	}
 }
@@ -128,6 +133,8 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("params: QueueDepth %d outside 1..65536", p.QueueDepth)
 	case p.MaxSyncBlocks <= 0 || p.MaxSyncBlocks > MaxDataBytes/BlockSize:
 		return fmt.Errorf("params: MaxSyncBlocks %d outside 1..%d", p.MaxSyncBlocks, MaxDataBytes/BlockSize)
+	case p.CopyRate < 0:
+		return fmt.Errorf("params: CopyRate %d must not be negative", p.CopyRate)
 	case p.NodeBeat <= 0 || p.ReplaceAfter <= 0 || p.GrantTimeout <= 0 || p.MaxReMirrors <= 0:
 		return fmt.Errorf("params: NodeBeat, ReplaceAfter, GrantTimeout and MaxReMirrors must be positive")
 	case p.ReplaceAfter < 5*p.NodeBeat || p.GrantTimeout < 5*p.NodeBeat:

@@ -600,6 +600,9 @@ func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from 
 	}
 	s := &Sync{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, From: from, Upto: v.applied, UptoEpoch: v.appliedEpoch,
 		Commit: min(v.commit, v.applied), Dedup: v.dedup.upTo(v.applied), ReqBase: a.SyncBase, Round: a.SyncRound}
+	if !n.copyBudget(len(blocks)) {
+		return // over the node's copy rate: the member asks again
+	}
 	var err error
 	if s.Blocks, err = n.blockImages(v, blocks); err != nil {
 		return // a corrupt block is being repaired; the member asks again
@@ -650,6 +653,9 @@ func (n *Node) sendSyncPart(v *volume, to Addr, a *ReplicaAck, base LSN, dirty [
 		b++
 	}
 	p.Next = b
+	if !n.copyBudget(len(blocks)) {
+		return // over the node's copy rate: the member asks again
+	}
 	var err error
 	if p.Blocks, err = n.blockImages(v, blocks); err != nil {
 		return // a corrupt block is being repaired; the member asks again

@@ -277,3 +277,31 @@ func TestScenarioLastCopyNotDropped(t *testing.T) {
 	}
 	c.readOK(4, fill(0x44, 1))
 }
+
+// The node's copy rate paces a full copy: with 8 KiB/s and two-block parts, a wiped member
+// of a volume with 12 written blocks is rebuilt no faster than the rate allows, answers
+// are held back meanwhile (CopyWaits), and the copy still completes.
+func TestScenarioCopyRatePacesRebuild(t *testing.T) {
+	c, _, p, m := setup(t, func(p *Params) { p.MaxSyncBlocks, p.CopyRate = 2, 8<<10 })
+	s := m[1]
+	for b := range uint64(12) {
+		c.writeOK(b, fill(byte(0x50+b), 1))
+	}
+	c.wipe(s, 1)
+	c.start(c.node(s))
+	start := c.now
+	c.runUntil(20*Second, "wiped member rebuilt", func() bool {
+		ac := c.authCfg()
+		return ac.IsInSync(s) && ac.DiskOf(s) == hDisk(s, 1)
+	})
+	// 12 blocks of 4 KiB at 8 KiB/s, less the two-part burst: at least 4 s.
+	if took := c.now - start; took < 4*Second {
+		t.Fatalf("rebuilt in %dms, faster than the copy rate allows", took/Millisecond)
+	}
+	if w := c.node(p).n.copyWaits; w == 0 {
+		t.Fatal("no catch-up answer was held back")
+	}
+	if !bytes.Equal(c.stored(s, 0, int(hBlocks)), c.stored(p, 0, int(hBlocks))) {
+		t.Fatal("the rebuilt member differs from the primary")
+	}
+}

@@ -63,5 +63,7 @@ type NodeStats struct {
 	// ReMirrorBytes: catch-up data (block images) this node sent, as a primary, to members
 	// being rebuilt (DESIGN 2.12), since it started.
 	ReMirrorBytes uint64
-	Volumes       []VolumeStats
+	// CopyWaits: catch-up answers held back by the node's copy rate (Params.CopyRate).
+	CopyWaits uint64
+	Volumes   []VolumeStats
 }

@@ -37,6 +37,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	e.gauge(c.d.diskLatency, seconds(s.DiskLatency), node)
 	e.gauge(c.d.storageQueue, float64(s.StorageQueue), node)
 	e.counter(c.d.reMirrorBytes, float64(s.ReMirrorBytes), node)
+	e.counter(c.d.copyWaits, float64(s.CopyWaits), node)
 	for i := range s.Volumes {
 		c.collectVolume(e, node, &s.Volumes[i])
 	}

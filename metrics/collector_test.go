@@ -28,6 +28,7 @@ var families = map[string]dto.MetricType{
 	"cairn_volume_under_replicated":         dto.MetricType_GAUGE,
 	"cairn_volume_rebuilding_replicas":      dto.MetricType_GAUGE,
 	"cairn_node_remirror_bytes_total":       dto.MetricType_COUNTER,
+	"cairn_node_copy_throttled_total":       dto.MetricType_COUNTER,
 	"cairn_node_global_rate_ops":            dto.MetricType_GAUGE,
 	"cairn_node_global_tokens":              dto.MetricType_GAUGE,
 	"cairn_node_disk_latency_seconds":       dto.MetricType_GAUGE,
@@ -76,9 +77,9 @@ func TestPedanticRegistry(t *testing.T) {
 	if _, err := reg.Gather(); err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	// 4 node gauges and a counter, 9 per volume and 3 more for the one it is primary of, 2
+	// 4 node gauges and 2 counters, 9 per volume and 3 more for the one it is primary of, 2
 	// (histogram, summary) per non-nil histogram: 4 of them.
-	if got, want := testutil.CollectAndCount(c), 5+2*9+3+2*4; got != want {
+	if got, want := testutil.CollectAndCount(c), 6+2*9+3+2*4; got != want {
 		t.Errorf("CollectAndCount = %d, want %d", got, want)
 	}
 	problems, err := testutil.CollectAndLint(c)
@@ -101,7 +102,7 @@ func TestNoVolumes(t *testing.T) {
 			t.Errorf("volume family %s exposed with no volumes", name)
 		}
 	}
-	if len(fams) != 5 {
-		t.Errorf("%d families, want the 4 node gauges and the re-mirror counter", len(fams))
+	if len(fams) != 6 {
+		t.Errorf("%d families, want the 4 node gauges and the re-mirror and copy-throttle counters", len(fams))
 	}
 }

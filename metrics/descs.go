@@ -24,6 +24,7 @@ type descs struct {
 	inSync, underReplicated          *prometheus.Desc // labels node, volume (from the primary)
 	rebuilding                       *prometheus.Desc
 	reMirrorBytes                    *prometheus.Desc // label node
+	copyWaits                        *prometheus.Desc // label node
 
 	globalRate, globalTokens, diskLatency, storageQueue *prometheus.Desc // label node
 }
@@ -74,6 +75,8 @@ func newDescs() *descs {
 			"Replicas of the volume being rebuilt onto a new disk (wiped or replaced), as its primary sees them.", vol),
 		reMirrorBytes: d("node_remirror_bytes_total",
 			"Block data this node sent, as a primary, to replicas being rebuilt onto a new disk.", node),
+		copyWaits: d("node_copy_throttled_total",
+			"Catch-up and re-mirror answers this node held back to stay within its copy rate (--remirror-mbps).", node),
 
 		globalRate: d("node_global_rate_ops",
 			"Operations per second the node admits across all volumes, adapted to its "+
@@ -95,7 +98,7 @@ func (d *descs) all() []*prometheus.Desc {
 		d.admitted, d.lent, d.throttled, d.busy,
 		d.queued, d.credits, d.iops, d.burstIOPS, d.primary,
 		d.inSync, d.underReplicated, d.rebuilding,
-		d.globalRate, d.globalTokens, d.diskLatency, d.storageQueue, d.reMirrorBytes,
+		d.globalRate, d.globalTokens, d.diskLatency, d.storageQueue, d.reMirrorBytes, d.copyWaits,
 	}
 }
 

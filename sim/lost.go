@@ -43,6 +43,9 @@ func drawReplacement(s *shape, seed uint64) {
 	s.params.GrantTimeout = pick[int64](r, 2000, 4000) * ms
 	s.params.ReplaceAfter = pick[int64](r, 3000, 6000, 60_000) * ms
 	s.params.MaxReMirrors = pick(r, 1, 2, 4)
+	// The node's copy rate: off, or slow enough that copies of these small volumes take a
+	// good part of a second and answers are held back.
+	s.params.CopyRate = pick[int64](r, 0, 256<<10, 1<<20)
 }
 
 func (w *world) scheduleLoss() {

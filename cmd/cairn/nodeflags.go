@@ -30,6 +30,7 @@ type nodeConfig struct {
 	logFormat    string
 	replaceAfter time.Duration
 	maxReMirrors int
+	copyMBps     int64
 	join         bool // joining a running cluster (--join): the core asks the authority to admit it
 }
 
@@ -143,6 +144,7 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	fs.StringVar(&authS, "authorities", envDefault("CAIRN_AUTHORITIES", ""), "authority cell members as `IDS` (3 or 5, one per zone; env CAIRN_AUTHORITIES; default: the lowest id of each of the first three zones)")
 	fs.BoolVar(&c.wiped, "wiped", wipedEnv, "this node's disk was lost (or a new machine replaces it): its volumes are rebuilt onto the new disk, and an authority member rejoins the cell under a new identity; without it, a new data directory where the cluster records replicas is refused (env CAIRN_WIPED)")
 	fs.DurationVar(&c.replaceAfter, "replace-after", 5*time.Minute, "a replica whose node has been silent this long is replaced on another node (copied in full there); 'cairn node remove' replaces at once")
+	fs.Int64Var(&c.copyMBps, "remirror-mbps", 256, "MiB/s of block data this node sends, as a primary, to replicas it copies or catches up (all of them together); 0: no limit. Lower it when re-mirroring slows clients too much")
 	fs.IntVar(&c.maxReMirrors, "max-remirrors", 4, "with this node leading the authority cell: volumes copied to a new replica at once, cluster-wide (the rest wait, riskiest first)")
 	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler (net/http/pprof) under /debug/pprof/ on the admin API, e.g. go tool pprof http://ADMIN/debug/pprof/profile?seconds=10")
 	fs.StringVar(&c.logLevel, "log-level", envDefault("CAIRN_LOG_LEVEL", "info"), "debug, info, warn or error")
@@ -218,6 +220,9 @@ func parseNodeFlags(fs *flag.FlagSet, args []string) (*nodeConfig, error) {
 	if c.replaceAfter < 10*time.Second {
 		return nil, fmt.Errorf("--replace-after %v: want at least 10s (a node restarting must not lose its replicas)", c.replaceAfter)
 	}
+	if c.copyMBps < 0 || c.copyMBps > 1<<20 {
+		return nil, fmt.Errorf("--remirror-mbps %d: want 0 (no limit) to %d", c.copyMBps, 1<<20)
+	}
 	if c.maxReMirrors < 1 || c.maxReMirrors > 1024 {
 		return nil, fmt.Errorf("--max-remirrors %d: want 1 to 1024", c.maxReMirrors)
 	}
@@ -273,6 +278,7 @@ func (c *nodeConfig) params() core.Params {
 	p.ReplaceAfter = int64(c.replaceAfter)
 	p.GrantTimeout = min(p.GrantTimeout, p.ReplaceAfter)
 	p.MaxReMirrors = c.maxReMirrors
+	p.CopyRate = c.copyMBps << 20
 	p.Join, p.Address = c.join, c.listen
 	return p
 }
