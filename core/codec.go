@@ -557,6 +557,7 @@ func (m *AuthRequest) encode(e *encoder) {
 	e.u64s(m.Disks)
 	e.u64(uint64(m.Zone))
 	e.str(m.Address)
+	e.bool(m.Wiped)
 }
 
 func (m *AuthRequest) decode(d *decoder) {
@@ -574,6 +575,7 @@ func (m *AuthRequest) decode(d *decoder) {
 	m.Disks = d.u64s()
 	m.Zone = d.u32()
 	m.Address = d.address()
+	m.Wiped = d.bool()
 }
 
 func (m *ClientFlush) encode(e *encoder) {

@@ -292,7 +292,7 @@ func codecDrawMessage(t *rapid.T, k Kind) Message {
 		return &AuthRequest{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Vol: VolumeID(u32("vol")), FromEpoch: Epoch(u64("fromepoch")),
 			Node: Addr(u32("node")), Blocks: u64("blocks"), RF: u8("rf"), QoS: codecDrawQoS(t, "qos"), Member: u64("member"),
 			Name: codecDrawName(t, "name"), Disk: u64("disk"), Disks: codecDrawU64s(t, "disks"), Zone: u32("zone"),
-			Address: codecDrawAddress(t, "address")}
+			Address: codecDrawAddress(t, "address"), Wiped: bl("wiped")}
 	case KindAuthReply:
 		m := &AuthReply{Op: AuthOp(u8("op")), ReqID: u64("reqid"), Status: Status(u8("status")), Config: codecDrawConfig(t, "config"),
 			Leader: Addr(u32("leader")), Name: codecDrawName(t, "name"), More: bl("more")}

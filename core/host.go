@@ -17,7 +17,7 @@ func (n *Node) beat() {
 	n.authReqID++
 	if n.p.Join && !n.joined {
 		n.send(n.authTo(), &AuthRequest{Op: OpJoinNode, ReqID: n.authReqID, Node: n.p.Self, Disk: n.p.Disk, Zone: n.p.Zone,
-			Address: n.p.Address})
+			Address: n.p.Address, Wiped: n.p.Wiped})
 		return
 	}
 	n.send(n.authTo(), &AuthRequest{Op: OpNodeBeat, ReqID: n.authReqID, Node: n.p.Self, Disk: n.p.Disk})
@@ -32,7 +32,7 @@ func (n *Node) onJoinReply(r *AuthReply) {
 			n.beat()
 		}
 	case StatusConflict:
-		n.fatal(fmt.Errorf("core: join refused: node id %d is in use in this cluster (listed at its start, removed, or joined with another disk, zone or address): pick another --id", n.p.Self))
+		n.fatal(fmt.Errorf("core: join refused: node id %d is in use in this cluster (listed at its start, removed, or joined with another disk, zone or address): pick another --id, or, if this node lost its disk, start it again with --wiped", n.p.Self))
 	case StatusInvalid:
 		n.fatal(fmt.Errorf("core: join refused: the authority found the request invalid (address %q, zone %d)", n.p.Address, n.p.Zone))
 	}

@@ -292,9 +292,11 @@ type AuthRequest struct {
 	// leaves it too.
 	Disks []uint64
 	// Zone, Address: join-node: the joining node's zone and the HOST:PORT its peers reach
-	// it at (at most MaxAddressLen bytes).
+	// it at (at most MaxAddressLen bytes). Wiped: join-node: the node lost its disk and
+	// comes back under the same id, zone and address with a new one (--wiped).
 	Zone    uint32
 	Address string
+	Wiped   bool
 }
 
 // MaxAddressLen bounds a node's HOST:PORT in the node table.

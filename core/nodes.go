@@ -351,10 +351,18 @@ func (a *authority) decideJoin(cmd *authCmd) outcome {
 		return no(StatusConflict) // listed at the start, or removed: never again under this id
 	}
 	if i, ok := a.joinedIndex(r.Node); ok {
-		if j := a.joined[i]; j.disk == r.Disk && j.zone == r.Zone && j.address == r.Address {
+		j := a.joined[i]
+		switch {
+		case j.zone != r.Zone || j.address != r.Address:
+			return no(StatusConflict) // the id is in use with another zone or address
+		case j.disk == r.Disk:
 			return no(StatusOK) // it joined already (a retry, or a restart)
+		case r.Wiped:
+			// Its disk was lost: the same node on a new one (its replicas are strangers to
+			// their volumes, 2.12, and are rebuilt).
+			return outcome{st: StatusOK, join: &joinedNode{addr: r.Node, zone: r.Zone, disk: r.Disk, address: r.Address}}
 		}
-		return no(StatusConflict) // the id is in use with another disk, zone or address
+		return no(StatusConflict) // the id is in use with another disk
 	}
 	if len(a.allNodes()) >= MaxNodes {
 		return no(StatusInvalid)
@@ -362,9 +370,11 @@ func (a *authority) decideJoin(cmd *authCmd) outcome {
 	return outcome{st: StatusOK, join: &joinedNode{addr: r.Node, zone: r.Zone, disk: r.Disk, address: r.Address}}
 }
 
-// addJoined records a joined node (apply).
+// addJoined records a joined node, or its new disk (apply).
 func (a *authority) addJoined(j joinedNode) {
-	if i, ok := a.joinedIndex(j.addr); !ok {
+	if i, ok := a.joinedIndex(j.addr); ok {
+		a.joined[i] = j
+	} else {
 		a.joined = slices.Insert(a.joined, i, j)
 	}
 }

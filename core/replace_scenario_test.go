@@ -248,6 +248,14 @@ func TestScenarioNodeJoins(t *testing.T) {
 	if rep := adminReply(c, &AuthRequest{Op: OpListNodes, ReqID: 703}); rep.Nodes[4].Disk != hDisk(5, 0) && rep.Nodes[4].Disk != 0 {
 		t.Fatalf("the impostor changed the node table: %+v", rep.Nodes[4])
 	}
+	// The same node that lost its disk, started as such (Wiped), rejoins under its new disk.
+	imp.expectFatal, imp.fatal, imp.p.Wiped = false, nil, true
+	c.start(imp)
+	c.runUntil(2*Second, "the wiped node rejoins", func() bool { return imp.n.joined })
+	c.run(Second)
+	if rep := adminReply(c, &AuthRequest{Op: OpListNodes, ReqID: 704}); rep.Nodes[4].Disk != hDisk(5, 9) {
+		t.Fatalf("the rejoined node's disk: %+v", rep.Nodes[4])
+	}
 }
 
 // The primary dies for good while the only other in-sync replica is down too: that

@@ -62,6 +62,9 @@ func (w *world) wipeReplica() {
 		sn.params.Wiped = true
 		w.memberWiped = true
 	}
+	if sn.params.Join {
+		sn.params.Wiped = true // a joined node rejoins under its new disk, as an operator would start it
+	}
 	w.replicaWipes++
 	w.mix('W', uint64(sn.addr), sn.params.Disk, nil)
 	w.tracef("node %d: disk wiped (replica host; new disk %x)", sn.addr, sn.params.Disk)
