@@ -95,13 +95,13 @@ func (n *Node) handOver(v *volume) {
 }
 
 // copyBudget takes blocks block images from the node's copy budget (Params.CopyRate, a
-// token bucket in bytes holding at most two full catch-up messages), or reports that they
-// must wait.
+// token bucket in bytes holding a tenth of a second's worth, and at least two full
+// catch-up messages), or reports that they must wait.
 func (n *Node) copyBudget(blocks int) bool {
 	if n.p.CopyRate == 0 || blocks == 0 {
 		return true
 	}
-	burst := 2 * int64(n.p.MaxSyncBlocks) * BlockSize
+	burst := max(2*int64(n.p.MaxSyncBlocks)*BlockSize, n.p.CopyRate/10)
 	if n.copyAt == 0 {
 		n.copyTokens = burst
 	} else if n.now > n.copyAt {

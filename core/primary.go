@@ -548,8 +548,17 @@ func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
 	if req == m.syncReq && n.now-m.lastSync < n.p.RetransmitTimeout {
 		return // a repeat: answered at most once per RetransmitTimeout
 	}
+	prevReq, prevAt := m.syncReq, m.lastSync
 	m.syncReq, m.lastSync = req, n.now
 	m.wantState = true
+	held := false
+	defer func() {
+		if held {
+			// Held back by the copy rate: not answered, so its next ask (at the next
+			// heartbeat) is not taken for a repeat.
+			m.syncReq, m.lastSync = prevReq, prevAt
+		}
+	}()
 	base := a.SyncBase
 	if base > v.applied {
 		base = 0 // only a first request can be beyond our applied point (we are reconciling): all of it
@@ -580,15 +589,16 @@ func (n *Node) sendSync(v *volume, to Addr, m *member, a *ReplicaAck) {
 			slices.Sort(blocks)
 			blocks = slices.Compact(blocks)
 			if len(blocks) <= k {
-				n.sendFinalSync(v, to, m, a, base, blocks)
+				held = n.sendFinalSync(v, to, m, a, base, blocks)
 				return
 			}
 		}
 	}
-	n.sendSyncPart(v, to, a, base, dirty, limit)
+	held = n.sendSyncPart(v, to, a, base, dirty, limit)
 }
 
-func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from LSN, blocks []uint64) {
+// sendFinalSync reports whether the answer was held back by the copy rate.
+func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from LSN, blocks []uint64) (held bool) {
 	if v.applied < m.match {
 		// The member holds entries past our block store's state that we count as its (it
 		// acknowledged them; we commit on them). A Sync now would reset its log to our
@@ -596,16 +606,16 @@ func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from 
 		// write so: the member was promoted later). Its log matches ours up to m.match, so
 		// nothing there needs undoing: answer once our applied point has reached m.match
 		// (the entries commit on its acknowledgement; it asks again meanwhile).
-		return
+		return false
 	}
 	s := &Sync{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, From: from, Upto: v.applied, UptoEpoch: v.appliedEpoch,
 		Commit: min(v.commit, v.applied), Dedup: v.dedup.upTo(v.applied), ReqBase: a.SyncBase, Round: a.SyncRound}
 	if !n.copyBudget(len(blocks)) {
-		return // over the node's copy rate: the member asks again
+		return true // over the node's copy rate: the member asks again
 	}
 	var err error
 	if s.Blocks, err = n.blockImages(v, blocks); err != nil {
-		return // a corrupt block is being repaired; the member asks again
+		return false // a corrupt block is being repaired; the member asks again
 	}
 	m.wantState = false
 	m.sent = max(m.match, s.Upto)
@@ -613,6 +623,7 @@ func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from 
 		n.reMirrorBytes += uint64(len(s.Blocks)) * BlockSize
 	}
 	n.send(to, s)
+	return false
 }
 
 // syncScanFactor bounds the block numbers one part scans (MaxSyncBlocks times this), so a
@@ -620,7 +631,8 @@ func (n *Node) sendFinalSync(v *volume, to Addr, m *member, a *ReplicaAck, from 
 // blocks, even none: it still moves the cursor).
 const syncScanFactor = 64
 
-func (n *Node) sendSyncPart(v *volume, to Addr, a *ReplicaAck, base LSN, dirty []uint64, limit uint64) {
+// sendSyncPart reports whether the part was held back by the copy rate.
+func (n *Node) sendSyncPart(v *volume, to Addr, a *ReplicaAck, base LSN, dirty []uint64, limit uint64) (held bool) {
 	k := n.p.MaxSyncBlocks
 	start := a.SyncStart
 	if a.SyncCursor == 0 {
@@ -629,7 +641,7 @@ func (n *Node) sendSyncPart(v *volume, to Addr, a *ReplicaAck, base LSN, dirty [
 	p := &SyncPart{Vol: v.cfg.Volume, Epoch: v.cfg.Epoch, ReqBase: a.SyncBase, Round: a.SyncRound, Cursor: a.SyncCursor,
 		Base: base, Start: start, Upto: v.applied}
 	if start > v.applied || base > start {
-		return // cannot happen: the round's points are ours, and our applied point only grows
+		return false // cannot happen: the round's points are ours, and our applied point only grows
 	}
 	var blocks []uint64
 	b, d := a.SyncCursor, 0
@@ -654,17 +666,18 @@ func (n *Node) sendSyncPart(v *volume, to Addr, a *ReplicaAck, base LSN, dirty [
 	}
 	p.Next = b
 	if !n.copyBudget(len(blocks)) {
-		return // over the node's copy rate: the member asks again
+		return true // over the node's copy rate: the member asks again
 	}
 	var err error
 	if p.Blocks, err = n.blockImages(v, blocks); err != nil {
-		return // a corrupt block is being repaired; the member asks again
+		return false // a corrupt block is being repaired; the member asks again
 	}
 	n.syncPartsSent++
 	if m := v.prim.members[to]; m != nil && m.stranger(v, to) {
 		n.reMirrorBytes += uint64(len(p.Blocks)) * BlockSize
 	}
 	n.send(to, p)
+	return false
 }
 
 // blockImages reads blocks (each with the LSN that last wrote it) from the block store.

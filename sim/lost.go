@@ -43,9 +43,10 @@ func drawReplacement(s *shape, seed uint64) {
 	s.params.GrantTimeout = pick[int64](r, 2000, 4000) * ms
 	s.params.ReplaceAfter = pick[int64](r, 3000, 6000, 60_000) * ms
 	s.params.MaxReMirrors = pick(r, 1, 2, 4)
-	// The node's copy rate: off, or slow enough that copies of these small volumes take a
-	// good part of a second and answers are held back.
-	s.params.CopyRate = pick[int64](r, 0, 256<<10, 1<<20)
+	// The node's copy rate: off, or low enough that answers are held back now and then (a
+	// rate below the rate clients dirty blocks at would keep catch-up rounds from ever
+	// converging: DESIGN 7).
+	s.params.CopyRate = pick[int64](r, 0, 1<<20, 4<<20)
 }
 
 func (w *world) scheduleLoss() {

@@ -99,6 +99,10 @@ func (w *world) harvestLatency(sn *simNode) {
 		return
 	}
 	w.harvestCounters(sn)
+	if sn.copyHarvested != sn.incarnation {
+		sn.copyHarvested = sn.incarnation
+		w.copyWaits += sn.n.Stats().CopyWaits
+	}
 	for _, vs := range sn.n.Stats().Volumes {
 		a := w.agg(vs.Volume)
 		for i, h := range vs.Latency {

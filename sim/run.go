@@ -41,6 +41,7 @@ type Result struct {
 	MaxConcurrentReMirrors int      `json:"max_concurrent_re_mirrors"` // most replicas being rebuilt at once
 	NodeLoss               string   `json:"node_loss,omitempty"`       // a node gone for good, removed or drained (sim/lost.go)
 	NodeJoined             bool     `json:"node_joined,omitempty"`     // a fresh node joined the running cluster
+	CopyThrottled          uint64   `json:"copy_throttled"`            // catch-up answers held back by the copy rate
 	ConfigOps              int      `json:"config_ops"`                // authority requests checked by the configuration model
 	AuthorityLeaderChgs    int      `json:"authority_leader_changes"`
 	SyncParts              int      `json:"sync_parts"`     // catch-up parts sent (a member behind by more than MaxSyncBlocks)
@@ -139,6 +140,7 @@ func Run(o Options) Result {
 		res.NodeLoss = []string{lostGone: "gone", lostRemoved: "removed", lostDrained: "drained"}[w.lostKind]
 	}
 	res.NodeJoined = w.joined != nil
+	res.CopyThrottled = w.copyWaits
 	res.DegradedSeconds, res.MaxConcurrentReMirrors = w.degradedSeconds(), w.maxReMirrors
 	res.Messages = w.msgsSent
 	res.SyncParts, res.SyncMultipart, res.MaxSyncBlocks = w.syncParts, w.syncSeries, w.s.params.MaxSyncBlocks

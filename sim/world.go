@@ -93,6 +93,7 @@ type world struct {
 	lostAnswered bool
 	lostStatus   core.Status
 	joined       *simNode // a fresh node that joined the running cluster
+	copyWaits    uint64   // catch-up answers held back by the nodes' copy rate
 
 	qosAgg map[core.VolumeID]*volAgg
 	seen   map[counterKey]counterSeen
@@ -117,9 +118,11 @@ type simNode struct {
 	offset      int64
 	diskFree    int64
 	params      core.Params
-	wipes       int   // times its disk was wiped (its disk identity changes each time)
-	gone        bool  // lost for good: never restarted (sim/lost.go)
-	tick        int64 // how often the node's core is ticked (real time)
+	wipes       int  // times its disk was wiped (its disk identity changes each time)
+	gone        bool // lost for good: never restarted (sim/lost.go)
+	// copyHarvested: the incarnation whose copy-rate waits were counted (once each).
+	copyHarvested int
+	tick          int64 // how often the node's core is ticked (real time)
 }
 
 func (w *world) local(sn *simNode) int64 {

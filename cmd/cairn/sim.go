@@ -207,6 +207,7 @@ type campaignSummary struct {
 	NodesLost      int      `json:"nodes_lost"` // gone for good or removed (sim/lost.go)
 	NodesDrained   int      `json:"nodes_drained"`
 	NodesJoined    int      `json:"nodes_joined"` // fresh nodes that joined a running cluster
+	CopyThrottled  uint64   `json:"copy_throttled"`
 	CheckSeconds   float64  `json:"check_seconds"`
 	MaxCheck       float64  `json:"max_check_seconds"`
 	MaxCheckSeed   uint64   `json:"max_check_seed"`
@@ -289,6 +290,7 @@ func runCampaign(f *simFlags, stdout, stderr io.Writer) int {
 		s.ReMirrorBytes += r.ReMirrorBytes
 		s.DegradedSecs += r.DegradedSeconds
 		s.MaxReMirrors = max(s.MaxReMirrors, r.MaxConcurrentReMirrors)
+		s.CopyThrottled += r.CopyThrottled
 		if r.NodeJoined {
 			s.NodesJoined++
 		}
