@@ -607,6 +607,24 @@ func (a *authority) validPlacement(p []Addr, rf int) bool {
 func (a *authority) healthCheck(from Addr, h *HealthCheck) {
 	cur := a.configs[h.Vol]
 	if cur == nil {
+		// A member of a volume that is gone (deleted while it was away, and it was not a
+		// host then: it had been taken out of the volume). Confirmed through a read index
+		// (a new leader's table may lag), it is sent the tombstone: it forgets the volume,
+		// unless it holds a newer one under the id (onDeletePush).
+		vol := h.Vol
+		gone := func() {
+			if a.configs[vol] != nil {
+				return
+			}
+			e := a.firstEpoch(vol) - 1
+			if t := a.tomb(vol); t != nil {
+				e = t.epoch
+			}
+			if e > 0 {
+				a.n.send(from, &ConfigPush{Config: Config{Volume: vol, Epoch: e}, Deleted: true})
+			}
+		}
+		a.cell.read(gone)
 		return
 	}
 	if cur.Epoch != h.Epoch || !cur.IsInSync(from) || cur.Primary == from {
@@ -658,6 +676,15 @@ func (a *authority) tick() {
 		} else if c := a.configs[p.vol]; c != nil && c.Epoch == p.epoch {
 			p.lastSent = now
 			a.n.send(p.to, &ConfigPush{Config: c.Clone()})
+		}
+	}
+	// A node taken out of a volume is told until it acknowledges, whatever epochs follow
+	// (it forgets its replica then): its push follows the volume's current configuration.
+	for i := range a.pushes {
+		if p := &a.pushes[i]; !p.deleted {
+			if c := a.configs[p.vol]; c != nil && c.Epoch != p.epoch && !c.IsReplica(p.to) {
+				p.epoch = c.Epoch
+			}
 		}
 	}
 	// Forget pushes superseded, for volumes gone from the table, or to removed nodes (they

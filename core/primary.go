@@ -144,6 +144,11 @@ func (n *Node) primaryReconfigured(v *volume) {
 	if p.growing != 0 && !v.cfg.IsReplica(p.growing) {
 		p.growing = 0
 	}
+	if (p.authOp == OpGrow || p.authOp == OpShrink) && !v.cfg.IsReplica(p.authTarget) {
+		// Its target left the volume: nothing to ask any more (a Grow's retransmission would
+		// wait forever for the disk of a member we no longer track, seed 9900781).
+		p.authOp = 0
+	}
 	n.checkRenewed(v)
 	if p.growing != 0 && v.cfg.IsInSync(p.growing) {
 		p.growing = 0

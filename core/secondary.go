@@ -360,7 +360,7 @@ func (n *Node) requestPromotion(v *volume) {
 
 func (n *Node) secondaryTick(v *volume) {
 	idle := !v.cfg.IsInSync(n.p.Self) || v.syncing || n.stranger(v)
-	if idle && n.now-v.lastHeard >= 10*n.p.FailTimeout && n.now-v.configAsked >= 10*n.p.FailTimeout {
+	if idle && n.now-v.lastHeard >= 3*n.p.FailTimeout && n.now-v.configAsked >= 3*n.p.FailTimeout {
 		// A replica that never seeks promotion, unheard for long: the authority may have
 		// taken it out of the volume while we were away, or a stale primary's message made
 		// it (we then forget it).
