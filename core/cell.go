@@ -57,8 +57,11 @@ func (d *cellDisk) add(hard *raft.HardState, snap *raft.Snapshot, ents []raft.En
 		d.hard = *hard
 	}
 	if snap != nil {
+		// A snapshot from the leader replaces the whole log (raft's contract: drop every
+		// persisted entry). Keeping the entries past its index kept a deposed leader's
+		// entries of an older term after it, and the member could not restart (seed 10000418).
 		d.snap = snap
-		d.entries = slices.DeleteFunc(d.entries, func(e raft.Entry) bool { return e.Index <= snap.Index })
+		d.entries = nil
 	}
 	if len(ents) > 0 {
 		first := ents[0].Index

@@ -839,9 +839,11 @@ func (n *Node) onAuthReply(r *AuthReply) {
 		return // (asked by clients, not nodes)
 	}
 	v := n.vols[r.Config.Volume]
-	if v != nil && r.Op == OpGetConfig && r.Status == StatusNotFound && r.ReqID == v.configReq {
-		// Asked while we held the replica: the volume was deleted since, and we were not
-		// told (a stale primary's message made this replica after the deletion was pushed).
+	if v != nil && r.Status == StatusNotFound && (r.ReqID == v.configReq || v.prim != nil && r.ReqID == v.prim.authReq) {
+		// Asked while we held the replica (a configuration read, or a change our primary
+		// asked for, both answered from the authority's log): the volume was deleted since,
+		// and we were not told (we had been taken out of it, or a stale primary's message
+		// made this replica after the deletion was pushed; seed 10000004).
 		n.leaveVolume(v, Config{Volume: v.cfg.Volume, Epoch: v.cfg.Epoch + 1})
 		return
 	}
