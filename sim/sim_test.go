@@ -132,9 +132,15 @@ func BenchmarkFaultFree(b *testing.B) {
 // acknowledged and the primary committed on; the Sync dropped them and the member was promoted
 // later; now a Sync never goes below what the primary counts as the member's), 7000059 (a
 // false alarm of the configuration check: a QoS change that changed nothing was taken for
-// another request's epoch; now every issued configuration names its request).
+// another request's epoch; now every issued configuration names its request). Replacement
+// (DESIGN 2.13): 9500392 (the only other in-sync copy, down, was dropped while the primary was
+// lost for good), 9700330 (a joined node that lost its disk could not rejoin), 9900994 (a
+// dropped member missed its drop, then the volume's deletion), 9900781 (a Grow for a member
+// that left the volume was retransmitted forever), 10000004 (a stale primary of a deleted
+// volume was never told), 10000418 (the cell's durable log kept entries past a snapshot).
 func TestRegressionSeeds(t *testing.T) {
-	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038, 7001450, 9200120, 7000059} {
+	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038, 7001450, 9200120, 7000059,
+		9500392, 9700330, 9900994, 9900781, 10000004, 10000418} {
 		if r := Run(Options{Seed: seed}); r.Result != "ok" {
 			t.Errorf("seed %d: %s: %v\nreproduce with: %s", seed, r.Result, r.Violations, r.Replay)
 		}
