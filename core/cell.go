@@ -70,6 +70,13 @@ func (d *cellDisk) add(hard *raft.HardState, snap *raft.Snapshot, ents []raft.En
 	}
 }
 
+// compactTo makes snap (taken locally, at an applied index) the snapshot: entries up to its
+// index are dropped, those after it kept.
+func (d *cellDisk) compactTo(snap *raft.Snapshot) {
+	d.snap = snap
+	d.entries = slices.DeleteFunc(d.entries, func(e raft.Entry) bool { return e.Index <= snap.Index })
+}
+
 func (d *cellDisk) state() raft.State {
 	return raft.State{Hard: d.hard, Snap: d.snap, Entries: d.entries}
 }
@@ -351,5 +358,5 @@ func (c *cell) compact() {
 	if term == 0 {
 		return // the applied entry is not in the mirror (cannot happen after Advance); keep the log
 	}
-	c.disk.add(nil, &raft.Snapshot{Index: c.applied, Term: term, Voters: c.r.Status().Voters, Data: data}, nil)
+	c.disk.compactTo(&raft.Snapshot{Index: c.applied, Term: term, Voters: c.r.Status().Voters, Data: data})
 }

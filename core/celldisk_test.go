@@ -20,8 +20,13 @@ func TestCellDiskSnapshotDropsEveryEntry(t *testing.T) {
 	if len(d.entries) != 0 {
 		t.Fatalf("entries kept after the snapshot: %v", d.entries)
 	}
-	d.add(nil, nil, []raft.Entry{{Index: 26, Term: 4}})
-	if len(d.entries) != 1 || d.entries[0].Term != 4 {
+	d.add(nil, nil, []raft.Entry{{Index: 26, Term: 4}, {Index: 27, Term: 4}})
+	if len(d.entries) != 2 || d.entries[0].Term != 4 {
 		t.Fatalf("entries after the snapshot: %v", d.entries)
+	}
+	// A local compaction keeps what follows its index.
+	d.compactTo(&raft.Snapshot{Index: 26, Term: 4})
+	if len(d.entries) != 1 || d.entries[0].Index != 27 {
+		t.Fatalf("entries after a compaction at 26: %v", d.entries)
 	}
 }
