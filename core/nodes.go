@@ -14,8 +14,11 @@ import (
 //
 // The leader repairs volumes from its tick, each change a compare-and-set through the log:
 //   - a replica on a removed node, on a draining node once the volume has RF in-sync
-//     copies elsewhere, or on a node silent past ReplaceAfter (if in sync: only while
-//     another in-sync member beats) is dropped (opDropReplica);
+//     copies elsewhere, or out of the in-sync set on a node silent past ReplaceAfter is
+//     dropped (opDropReplica). An in-sync replica is never dropped for silence: its
+//     primary, which sees it directly, shrinks it out first if it is really gone (a node
+//     cut off from the leader alone still holds and takes the data, and may be the last
+//     copy: seeds 9500392, 10201202);
 //     a replica that never held data (no disk recorded, not in sync: a grant's holder) is
 //     dropped after GrantTimeout of silence, so a grant whose holder died opens again;
 //   - a primary on a removed or draining node hands over to an in-sync member once the
@@ -241,18 +244,12 @@ func (a *authority) repairOf(c *Config) (AuthOp, Addr) {
 		switch {
 		case st == NodeRemoved,
 			st == NodeDraining && inSync >= rf,
-			quiet > a.n.p.ReplaceAfter && (!c.IsInSync(r) || a.liveCopy(c, r)),
+			quiet > a.n.p.ReplaceAfter && !c.IsInSync(r),
 			!c.IsInSync(r) && c.DiskOf(r) == 0 && quiet > a.n.p.GrantTimeout:
 			return opDropReplica, r
 		}
 	}
 	return 0, 0
-}
-
-// liveCopy: some in-sync member of c other than r beats (a silent in-sync replica is
-// dropped only then: with the primary down too, it may be the copy a failover needs).
-func (a *authority) liveCopy(c *Config, r Addr) bool {
-	return slices.ContainsFunc(c.InSync, func(x Addr) bool { return x != r && !a.leaving(x) && a.silent(x) < a.downAfter() })
 }
 
 // handoverTarget: the in-sync member of c that takes over from a leaving primary, once

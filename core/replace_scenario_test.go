@@ -259,7 +259,7 @@ func TestScenarioNodeJoins(t *testing.T) {
 }
 
 // The primary dies for good while the only other in-sync replica is down too: that
-// replica is never dropped for its silence (no other in-sync copy beats), so when it
+// replica is never dropped for its silence (an in-sync replica never is), so when it
 // returns it takes over with every acknowledged write. (Found by the simulator, seed
 // 9500392: the replica was dropped and the volume lost its last copy.)
 func TestScenarioLastCopyNotDropped(t *testing.T) {

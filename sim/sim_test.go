@@ -137,10 +137,12 @@ func BenchmarkFaultFree(b *testing.B) {
 // lost for good), 9700330 (a joined node that lost its disk could not rejoin), 9900994 (a
 // dropped member missed its drop, then the volume's deletion), 9900781 (a Grow for a member
 // that left the volume was retransmitted forever), 10000004 (a stale primary of a deleted
-// volume was never told), 10000418 (the cell's durable log kept entries past a snapshot).
+// volume was never told), 10000418 (the cell's durable log kept entries past a snapshot),
+// 10201202 (an in-sync replica cut off from the leader alone was dropped, then the primary was
+// lost for good).
 func TestRegressionSeeds(t *testing.T) {
 	for _, seed := range []uint64{1040, 231, 214, 574, 723, 269, 880038, 7001450, 9200120, 7000059,
-		9500392, 9700330, 9900994, 9900781, 10000004, 10000418} {
+		9500392, 9700330, 9900994, 9900781, 10000004, 10000418, 10201202} {
 		if r := Run(Options{Seed: seed}); r.Result != "ok" {
 			t.Errorf("seed %d: %s: %v\nreproduce with: %s", seed, r.Result, r.Violations, r.Replay)
 		}
