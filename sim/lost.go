@@ -19,8 +19,9 @@ import (
 //     first, then leaves (a primary hands over); the node stays up.
 //
 // The fault keeps an intact copy of every acknowledged write: a node is lost only if it
-// is no authority member and every volume it hosts has another in-sync member on the disk
-// recorded for it. After healing, every volume must be back to RF in-sync replicas (as
+// is no authority member, every volume it hosts has another in-sync member on the disk
+// recorded for it, and it has no configuration change of those volumes in flight (as the
+// primary, a Shrink of the other copy would leave none: seed 10301878). After healing, every volume must be back to RF in-sync replicas (as
 // many as distinct zones of staying live nodes allow), and a drained node must host
 // nothing.
 const (
@@ -150,6 +151,11 @@ func (w *world) lossSafe(sn *simNode, kind int) bool {
 	}
 	for _, cfg := range w.hosted(sn.addr) {
 		if !slices.ContainsFunc(cfg.InSync, func(r core.Addr) bool { return r != sn.addr && w.intact(&cfg, r) }) {
+			return false
+		}
+		if w.pendingChange(sn.addr, cfg.Volume, cfg.Epoch) {
+			// A change it asked for may still be applied: as the primary, a Shrink of the
+			// other copy would leave the volume with none (seed 10301878).
 			return false
 		}
 	}

@@ -113,15 +113,23 @@ func (w *world) wipeSafe(sn *simNode) bool {
 		if p == nil || !p.up || p.params.Disk != cfg.DiskOf(cfg.Primary) {
 			return false
 		}
-		for i, m := range w.cfgMeta {
-			op := &w.cfgOps[i]
-			if m.key.vol == vol && op.Unknown && op.Kind == histories.ConfigCAS && core.Addr(op.Client) == sn.addr &&
-				core.Epoch(op.FromEpoch) >= cfg.Epoch {
-				return false // a change it asked for (a promotion) may still be applied
-			}
+		if w.pendingChange(sn.addr, vol, cfg.Epoch) {
+			return false // a change it asked for (a promotion) may still be applied
 		}
 	}
 	return true
+}
+
+// pendingChange: a compare-and-set a asked for on vol, from epoch e or later, is not
+// answered yet (it may still be applied).
+func (w *world) pendingChange(a core.Addr, vol core.VolumeID, e core.Epoch) bool {
+	for i, m := range w.cfgMeta {
+		op := &w.cfgOps[i]
+		if m.key.vol == vol && op.Unknown && op.Kind == histories.ConfigCAS && core.Addr(op.Client) == a && core.Epoch(op.FromEpoch) >= e {
+			return true
+		}
+	}
+	return false
 }
 
 // intact: a holds vol's replica on the disk the configuration records for it.
