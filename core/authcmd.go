@@ -68,18 +68,9 @@ func (a *authority) encodeTable() []byte {
 		e.config(a.configs[id])
 		e.str(a.names[id])
 	}
-	vols := make([]VolumeID, 0, len(a.grants))
-	for v := range a.grants { // order-independent: sorted below
-		vols = append(vols, v)
-	}
-	slices.Sort(vols)
-	e.u64(uint64(len(vols)))
-	for _, v := range vols {
-		g := a.grants[v]
-		e.u64(uint64(v))
-		e.u64(uint64(g.node))
-		e.i64(g.expires)
-	}
+	// (Once the hosting grants: a slot's holder is now a replica of the configuration
+	// itself. The count stays, always 0, so tables written before still decode.)
+	e.u64(0)
 	e.u64(uint64(len(a.results)))
 	for i := range a.results {
 		r := &a.results[i]
@@ -120,10 +111,10 @@ func (a *authority) decodeTable(b []byte) error {
 		}
 	}
 	n = d.length(maxList, 3)
-	grants := map[VolumeID]grant{}
-	for range n {
-		v := VolumeID(d.u32())
-		grants[v] = grant{node: Addr(d.u32()), expires: d.i64()}
+	for range n { // hosting grants of a table written before they went (ignored)
+		d.u32()
+		d.u32()
+		d.i64()
 	}
 	n = d.length(maxAuthDedup, 11)
 	results := make([]authResult, n)
@@ -170,7 +161,7 @@ func (a *authority) decodeTable(b []byte) error {
 		a.set(c)
 		a.setName(c.Volume, names[i])
 	}
-	a.grants, a.results, a.tombs, a.floor, a.floors, a.states = grants, results, tombs, floor, floors, states
+	a.results, a.tombs, a.floor, a.floors, a.states = results, tombs, floor, floors, states
 	a.joined = joined
 	return nil
 }

@@ -26,9 +26,12 @@ func TestAuthorityTableRoundTrip(t *testing.T) {
 				a.addTomb(tomb{vol: VolumeID(id), epoch: Epoch(rapid.Uint64().Draw(t, fmt.Sprint("tomb-", i))), hosts: codecDrawAddrs(t, fmt.Sprint("hosts-", i))})
 			}
 		}
-		for i := range rapid.IntRange(0, 3).Draw(t, "ngrants") {
-			a.grants[VolumeID(rapid.Uint32().Draw(t, fmt.Sprint("gv-", i)))] = grant{node: Addr(rapid.Uint32().Draw(t, fmt.Sprint("gn-", i))),
-				expires: rapid.Int64().Draw(t, fmt.Sprint("ge-", i))}
+		for i := range rapid.IntRange(0, 3).Draw(t, "nstates") {
+			a.setNodeState(Addr(rapid.Uint32().Draw(t, fmt.Sprint("sn-", i))), rapid.SampledFrom([]uint8{NodeDraining, NodeRemoved}).Draw(t, fmt.Sprint("ss-", i)))
+		}
+		for i := range rapid.IntRange(0, 3).Draw(t, "njoined") {
+			a.addJoined(joinedNode{addr: Addr(rapid.Uint32().Draw(t, fmt.Sprint("jn-", i))), zone: rapid.Uint32().Draw(t, fmt.Sprint("jz-", i)),
+				disk: rapid.Uint64().Draw(t, fmt.Sprint("jd-", i)), address: codecDrawAddress(t, fmt.Sprint("ja-", i))})
 		}
 		for i := range rapid.IntRange(0, 3).Draw(t, "nresults") {
 			a.results = append(a.results, authResult{key: dedupKey{from: Addr(rapid.Uint32().Draw(t, fmt.Sprint("rf-", i))), reqID: rapid.Uint64().Draw(t, fmt.Sprint("rr-", i))},

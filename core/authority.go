@@ -7,7 +7,7 @@ import (
 )
 
 // authority is this node's member of the authority cell. The replicated part (every
-// volume's configuration, hosting grants, the results of recent requests) changes only
+// volume's configuration, the node table, the results of recent requests) changes only
 // by applying the cell's log (apply), so every member holds the same table at the same
 // log index. The leader alone answers requests, probes primaries for health checks and
 // pushes new configurations (and deletions) to their hosts; those parts are volatile.
@@ -17,8 +17,7 @@ type authority struct {
 	configs map[VolumeID]*Config
 	names   map[VolumeID]string // stored names (absent: a numbered volume)
 	ids     []VolumeID          // sorted
-	grants  map[VolumeID]grant
-	results []authResult // recent request results, oldest first (deduplication)
+	results []authResult        // recent request results, oldest first (deduplication)
 	// tombs: deleted volumes some host has not yet acknowledged forgetting, sorted by
 	// volume. A volume is in configs or in tombs, never both: a deleted id cannot be
 	// created again until every host that held it has acknowledged its deletion.
@@ -70,15 +69,10 @@ type push struct {
 	lastSent int64
 }
 
-type grant struct {
-	node    Addr
-	expires int64
-}
-
 const maxProbes = 1024
 
 func newAuthority(n *Node) *authority {
-	return &authority{n: n, configs: map[VolumeID]*Config{}, names: map[VolumeID]string{}, grants: map[VolumeID]grant{},
+	return &authority{n: n, configs: map[VolumeID]*Config{}, names: map[VolumeID]string{},
 		forgetAt: map[VolumeID]int64{}, states: map[Addr]uint8{}, beats: map[Addr]beat{}, repairAt: map[VolumeID]int64{}}
 }
 
@@ -105,7 +99,6 @@ func (a *authority) remove(vol VolumeID) {
 	}
 	delete(a.configs, vol)
 	delete(a.names, vol)
-	delete(a.grants, vol)
 }
 
 func (a *authority) tombIndex(vol VolumeID) (int, bool) {
@@ -595,11 +588,11 @@ func (a *authority) validPlacement(p []Addr, rf int) bool {
 	}
 	var zones []uint32
 	for _, x := range p {
-		i := slices.IndexFunc(a.allNodes(), func(ni NodeInfo) bool { return ni.Addr == x })
-		if i < 0 || slices.Contains(zones, a.allNodes()[i].Zone) || a.leaving(x) {
+		z, ok := a.zoneOf(x)
+		if !ok || slices.Contains(zones, z) || a.leaving(x) {
 			return false
 		}
-		zones = append(zones, a.allNodes()[i].Zone)
+		zones = append(zones, z)
 	}
 	return true
 }

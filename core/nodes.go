@@ -90,10 +90,13 @@ func (a *authority) leaving(x Addr) bool {
 }
 
 func (a *authority) zoneOf(x Addr) (uint32, bool) {
-	for _, ni := range a.allNodes() {
+	for _, ni := range a.n.p.Nodes {
 		if ni.Addr == x {
 			return ni.Zone, true
 		}
+	}
+	if i, ok := a.joinedIndex(x); ok {
+		return a.joined[i].zone, true
 	}
 	return 0, false
 }
@@ -252,12 +255,18 @@ func (a *authority) repairOf(c *Config) (AuthOp, Addr) {
 	return 0, 0
 }
 
+// canSpare: c's primary is leaving and the volume can do without it: RF in-sync replicas
+// on staying nodes (draining), or one (removed: it is gone anyway).
+func (a *authority) canSpare(c *Config) bool {
+	_, inSync := a.staying(c)
+	return a.leaving(c.Primary) && (inSync >= int(c.RF) || a.nodeState(c.Primary) == NodeRemoved && inSync >= 1)
+}
+
 // handoverTarget: the in-sync member of c that takes over from a leaving primary, once
 // the volume can spare the primary (0: not yet, or none is fit).
 func (a *authority) handoverTarget(c *Config) Addr {
 	p := c.Primary
-	_, inSync := a.staying(c)
-	if !a.leaving(p) || !(inSync >= int(c.RF) || a.nodeState(p) == NodeRemoved && inSync >= 1) {
+	if !a.canSpare(c) {
 		return 0
 	}
 	for _, r := range c.InSync {
@@ -306,23 +315,18 @@ func (a *authority) decideNode(cmd *authCmd, cur *Config) outcome {
 			return no(StatusConflict, c) // the slot was taken (the first asker won), or closed
 		}
 		c.addReplica(r.Node)
-		a.grants[r.Vol] = grant{node: r.Node, expires: cmd.now + a.n.p.GrantTimeout}
 	case opDropReplica:
 		if r.FromEpoch != c.Epoch || !c.IsReplica(r.Node) || r.Node == c.Primary {
 			return no(StatusConflict, c)
 		}
 		c.dropReplica(r.Node)
-		if g, ok := a.grants[r.Vol]; ok && g.node == r.Node {
-			delete(a.grants, r.Vol)
-		}
 	case OpHandover:
-		_, inSync := a.staying(&c)
 		t := Addr(0)
 		if len(cmd.placement) == 1 {
 			t = cmd.placement[0]
 		}
-		if cmd.from != c.Primary || r.FromEpoch != c.Epoch || !a.leaving(c.Primary) || t == c.Primary || !c.IsInSync(t) ||
-			a.leaving(t) || c.DiskOf(t) == 0 || !(inSync >= int(c.RF) || a.nodeState(c.Primary) == NodeRemoved && inSync >= 1) {
+		if cmd.from != c.Primary || r.FromEpoch != c.Epoch || t == c.Primary || !c.IsInSync(t) || a.leaving(t) || c.DiskOf(t) == 0 ||
+			!a.canSpare(&c) {
 			return no(StatusConflict, c)
 		}
 		c.InSync = removeSorted(c.InSync, c.Primary)

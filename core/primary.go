@@ -106,18 +106,12 @@ func (n *Node) startPrimary(v *volume) {
 			// A new volume: its members' disks are recorded with the first Renew. Wait a
 			// little for their acks so they stay in the in-sync set.
 			p.renewAfter = n.now + 2*n.p.HeartbeatInterval + n.p.RetransmitTimeout
-		} else if p.authOp == 0 && n.now >= n.promisedUntil(v) {
+		} else if p.authOp == 0 && n.now >= v.renewHold {
 			n.sendAuth(v, OpRenew, n.p.Self)
 		}
 	}
 	n.sendHeartbeats(v)
 }
-
-// promisedUntil is when our last promise to the volume's previous primary runs out (0 if
-// we were its primary). A node made primary by the authority rather than by its own
-// Promote (a handover off a draining or removed node, DESIGN 2.13) renews only after it:
-// until then the old primary may still serve reads under a lease that counts on it.
-func (n *Node) promisedUntil(v *volume) int64 { return v.renewHold }
 
 func (n *Node) stepDown(v *volume) {
 	v.prim = nil
@@ -731,7 +725,7 @@ func (n *Node) primaryTick(v *volume) {
 		}
 	}
 	if p.renewing && p.authOp == 0 {
-		if (n.now >= p.renewAfter || !n.unboundMembers(v)) && n.now >= n.promisedUntil(v) {
+		if (n.now >= p.renewAfter || !n.unboundMembers(v)) && n.now >= v.renewHold {
 			n.sendAuth(v, OpRenew, n.p.Self)
 		}
 	} else if p.authOp != 0 {

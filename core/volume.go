@@ -45,9 +45,12 @@ type volume struct {
 	// grantedAt: the epoch this process's own Promote or Renew was granted (0: none yet).
 	// The node acts as primary only at an epoch at or above it (DESIGN 2.4): such an epoch
 	// was issued after the process started, so no earlier incarnation sent entries under it.
-	grantedAt      Epoch
-	promoteReq     uint64 // the request id of the last Promote sent
-	renewHold      int64  // made primary from a secondary's role: no Renew before this (promisedUntil)
+	grantedAt  Epoch
+	promoteReq uint64 // the request id of the last Promote sent
+	// renewHold: when our last promise to the volume's previous primary runs out (0 if we
+	// were its primary). A node made primary by the authority rather than by its own
+	// Promote (a handover, DESIGN 2.13) renews only after it.
+	renewHold      int64
 	configAsked    int64  // a secondary left out of the in-sync set last asked for the configuration
 	configReq      uint64 // the request id of the last OpGetConfig sent for the volume
 	growAt         Epoch
